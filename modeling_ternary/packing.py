@@ -194,14 +194,14 @@ def pack_ternary(values: torch.Tensor, layout: TernaryLayout | str = TernaryLayo
         uint8 tensor of shape `packed_shape(values.shape, layout)` on the device of `values`.
 
     Example:
-        >>> pack_ternary(torch.tensor([-1, 0, 1, 1, 0]), "2bit")
-        tensor([36,  6], dtype=torch.uint8)
+        >>> pack_ternary(torch.tensor([-1, 0, 1, 1, 0]), "2bit")  # bytes 0 + 4*2 + 16*1, 1 + 4*2
+        tensor([24,  9], dtype=torch.uint8)
     """
     layout = as_layout(layout)
     codes = _values_to_codes(values)  # (out,) or (out, in) uint8 in {0, 1, 2}
     k, radix = _CODES_PER_BYTE[layout], _RADIX[layout]
-    codes_2d = codes.reshape(codes.shape[0], -1)  # (out, in); in = 1 for a 1-D tensor
-    out, cols = codes_2d.shape
+    out, cols = codes.shape[0], (codes.shape[1] if codes.dim() == 2 else 1)
+    codes_2d = codes.reshape(out, cols)  # (out, in); in = 1 for a 1-D tensor
     rows = -(-out // k)  # R = ceil(out / K)
     padded = torch.zeros((k * rows, cols), dtype=torch.uint8, device=codes.device)  # (K * R, in), padding = code 0
     padded[:out] = codes_2d
@@ -278,7 +278,7 @@ def unpack_ternary(
         A new tensor of `shape` and `dtype` holding only -1, 0, 1, on the device of `packed`.
 
     Example:
-        >>> unpack_ternary(torch.tensor([36, 6], dtype=torch.uint8), (5,), "2bit")
+        >>> unpack_ternary(torch.tensor([24, 9], dtype=torch.uint8), (5,), "2bit")
         tensor([-1,  0,  1,  1,  0], dtype=torch.int8)
     """
     layout = as_layout(layout)
@@ -286,13 +286,14 @@ def unpack_ternary(
     _check_out_dtype(dtype)
     _check_packed(packed, shape, layout, name)
     k = _CODES_PER_BYTE[layout]
-    bytes_2d = packed.reshape(packed.shape[0], -1)  # (R, in)
+    cols = shape[1] if len(shape) == 2 else 1
+    bytes_2d = packed.reshape(packed.shape[0], cols)  # (R, in); in = 1 for a 1-D tensor
     if layout is TernaryLayout.TWO_BIT:
         shifts = torch.arange(0, 8, 2, dtype=torch.uint8, device=packed.device).view(k, 1, 1)  # (4, 1, 1)
         digits = (bytes_2d.unsqueeze(0) >> shifts) & 3  # (4, R, in)
     else:
         digits = _trit_table(packed.device)[:, bytes_2d.long()]  # (5, R, in)
-    codes = digits.reshape(-1, bytes_2d.shape[1])[: shape[0]]  # (K * R, in) -> (out, in): padding dropped
+    codes = digits.reshape(k * packed.shape[0], cols)[: shape[0]]  # (K * R, in) -> (out, in): padding dropped
     return (codes.to(dtype) - 1).reshape(shape)
 
 

@@ -96,3 +96,41 @@ def test_text_classification_pipeline_accepts_the_model():
     results = classify(["w1 w2", "w3 w4 w5 w6"])
     assert [r["label"] in {"negative", "positive"} for r in results] == [True, True]
     assert all(0.0 <= r["score"] <= 1.0 for r in results)
+
+
+REMOTE_LOAD_SCRIPT = r"""
+import sys
+
+class BlockPlugin:  # make `import modeling_ternary` fail, as on a machine without this project
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "modeling_ternary":
+            raise ImportError("modeling_ternary is blocked in this process")
+
+sys.meta_path.insert(0, BlockPlugin())
+import torch
+from transformers import AutoModelForCausalLM
+
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
+with torch.no_grad():
+    torch.save(model(torch.load(sys.argv[2])).logits, sys.argv[3])
+"""
+
+
+def test_saved_checkpoint_loads_as_remote_code_without_the_plugin(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    model = TernaryForCausalLM(tiny_config()).eval()
+    model.save_pretrained(tmp_path / "ckpt")
+    input_ids = torch.randint(3, 99, (2, 6))
+    torch.save(input_ids, tmp_path / "ids.pt")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    subprocess.run(
+        [sys.executable, "-c", REMOTE_LOAD_SCRIPT, str(tmp_path / "ckpt"), str(tmp_path / "ids.pt"),
+         str(tmp_path / "logits.pt")],
+        check=True, env=env, cwd=tmp_path,
+    )
+    with torch.no_grad():
+        assert torch.equal(torch.load(tmp_path / "logits.pt"), model(input_ids).logits)
