@@ -225,7 +225,9 @@ def _check_packed(packed: torch.Tensor, shape: tuple[int, ...], layout: TernaryL
     if not isinstance(packed, torch.Tensor):
         raise TypeError(f"{name}: packed must be a torch.Tensor, got {type(packed).__name__}")
     if packed.dtype != torch.uint8:
-        raise ValueError(f"{name}: packed tensor has dtype {packed.dtype}; the {layout.value!r} layout needs torch.uint8")
+        raise ValueError(
+            f"{name}: packed tensor has dtype {packed.dtype}; the {layout.value!r} layout needs torch.uint8"
+        )
     expected = packed_shape(shape, layout)
     if tuple(packed.shape) != expected:
         raise ValueError(
