@@ -17,11 +17,11 @@ from modeling_ternary import (
 
 
 def _reference_ternary(weight, per_channel=False, eps=1e-5):
-    # Written out from the BitNet b1.58 formula, independently of the package.
+    # Written out from the BitNet b1.58 formula, independently of the package (mean accumulated in float64).
     if per_channel:
-        g = weight.abs().mean(dim=1, keepdim=True).clamp(min=eps)
+        g = weight.abs().double().mean(dim=1, keepdim=True).to(weight.dtype).clamp(min=eps)
     else:
-        g = weight.abs().mean().clamp(min=eps)
+        g = weight.abs().double().mean().to(weight.dtype).clamp(min=eps)
     return torch.clamp(torch.round(weight / g), -1, 1), g
 
 
@@ -29,7 +29,7 @@ def _reference_ternary(weight, per_channel=False, eps=1e-5):
 def test_quantized_weight_is_exactly_minus_g_zero_plus_g(shape):
     weight = torch.randn(shape) * 0.02
     quantized = quantize_weight(weight)
-    g = weight.abs().mean()
+    g = weight.abs().double().mean().float()
     assert absmean_scale(weight) == g
     values = set(quantized.unique().tolist())
     assert values <= {-g.item(), 0.0, g.item()}
