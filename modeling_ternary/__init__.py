@@ -19,16 +19,8 @@ from .modeling_ternary import (
     TernaryModel,
     TernaryPreTrainedModel,
 )
-from .quantization import (
-    StraightThroughEstimator,
-    TernaryLinear,
-    absmean_scale,
-    quantize_activation,
-    quantize_weight,
-    replace_linear_with_ternary,
-    set_quant_strength,
-    warmup_strength,
-)
+from .quantization import StraightThroughEstimator, absmean_scale, quantize_activation, quantize_weight
+from .ternary_linear import TernaryLinear, replace_linear_with_ternary, set_quant_strength, warmup_strength
 from .training import QuantizationWarmupCallback
 
 __version__ = "0.1.0"

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from .packing import PACKING_FORMAT_VERSION, TernaryLayout
+
 # The seven Llama projections that can be ternary; embeddings, norms and the LM head stay full precision.
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
 TERNARY_MODULE_NAMES = ATTENTION_PROJECTIONS + MLP_PROJECTIONS
 
 ACTIVATION_QUANT_CHOICES = ("none", "per_token_int8")
-WEIGHT_SCALE_CHOICES = ("per_tensor", "per_channel")
+SCALE_GRANULARITY_CHOICES = ("per_tensor", "per_channel")
+CHECKPOINT_FORMAT_CHOICES = ("latent", "packed")
+PACKING_LAYOUT_CHOICES = tuple(layout.value for layout in TernaryLayout)
 
 
 class TernaryConfig(PretrainedConfig):
@@ -41,7 +45,7 @@ class TernaryConfig(PretrainedConfig):
         hidden_dropout (`float`, defaults to 0.0): dropout on each residual branch's output.
         ternary_modules (`list[str]`, defaults to all seven projections): which of
             `q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj` hold ternary weights.
-        weight_scale (`str`, defaults to `"per_tensor"`): `"per_tensor"` (one `mean|W|` a matrix, as in the paper)
+        scale_granularity (`str`, defaults to `"per_tensor"`): `"per_tensor"` (one `mean|W|` a matrix, as in the paper)
             or `"per_channel"` (one `mean|W|` per output row).
         activation_quant (`str`, defaults to `"none"`): `"none"` or `"per_token_int8"` (8-bit absmax per token,
             as in BitNet b1.58).
@@ -49,6 +53,13 @@ class TernaryConfig(PretrainedConfig):
             or token does not divide by zero.
         quant_warmup_steps (`int`, defaults to 0): steps over which quantization is blended in (lambda from 0 to 1)
             when fine-tuning a full-precision model into a ternary one; see `QuantizationWarmupCallback`.
+        checkpoint_format (`str`, defaults to `"latent"`): how the ternary weights of the checkpoint this config
+            belongs to are stored: `"latent"` (full-precision latent weights, what `save_pretrained` and the Trainer
+            write) or `"packed"` (uint8 codes plus a float32 scale, written by `save_packed`; see `packing.py`).
+            A model built from a `"packed"` config expects packed tensors and unpacks them in `from_pretrained`.
+        packing_layout (`str`, *optional*): `"2bit"` or `"1.6bit"` for a packed checkpoint, else `None`.
+        packing_format_version (`int`, *optional*): version of the packed format; a version newer than
+            `PACKING_FORMAT_VERSION` is refused.
         use_cache (`bool`, defaults to `True`): return the KV cache from `forward`.
         pad_token_id, bos_token_id, eos_token_id (`int`): bert-base-uncased's `[PAD]`, `[CLS]`, `[SEP]` ids.
         tie_word_embeddings (`bool`, defaults to `False`): share the embedding and LM head matrices.
@@ -82,10 +93,13 @@ class TernaryConfig(PretrainedConfig):
     attention_dropout: float = 0.0
     hidden_dropout: float = 0.0
     ternary_modules: list[str] | tuple[str, ...] | None = None
-    weight_scale: str = "per_tensor"
+    scale_granularity: str = "per_tensor"
     activation_quant: str = "none"
     quant_eps: float = 1e-5
     quant_warmup_steps: int = 0
+    checkpoint_format: str = "latent"
+    packing_layout: str | None = None
+    packing_format_version: int | None = None
     use_cache: bool = True
     pad_token_id: int | None = 0
     bos_token_id: int | None = 101
@@ -104,6 +118,7 @@ class TernaryConfig(PretrainedConfig):
             self.head_dim = self.hidden_size // self.num_attention_heads
         _check_positive_int("head_dim", self.head_dim)
         self._validate_quantization()
+        self._validate_checkpoint_format()
         self._validate_rates()
         self._validate_token_ids()
         super().__post_init__(**kwargs)
@@ -133,8 +148,8 @@ class TernaryConfig(PretrainedConfig):
             raise ValueError(
                 f"`ternary_modules` contains {unknown}; allowed names are {list(TERNARY_MODULE_NAMES)}."
             )
-        if self.weight_scale not in WEIGHT_SCALE_CHOICES:
-            raise ValueError(f"`weight_scale` must be one of {WEIGHT_SCALE_CHOICES}, got {self.weight_scale!r}.")
+        if self.scale_granularity not in SCALE_GRANULARITY_CHOICES:
+            raise ValueError(f"`scale_granularity` must be one of {SCALE_GRANULARITY_CHOICES}, got {self.scale_granularity!r}.")
         if self.activation_quant not in ACTIVATION_QUANT_CHOICES:
             raise ValueError(
                 f"`activation_quant` must be one of {ACTIVATION_QUANT_CHOICES}, got {self.activation_quant!r}."
@@ -144,6 +159,32 @@ class TernaryConfig(PretrainedConfig):
                 or self.quant_warmup_steps < 0:
             raise ValueError(
                 f"`quant_warmup_steps` must be an integer >= 0, got {self.quant_warmup_steps!r}."
+            )
+
+    def _validate_checkpoint_format(self) -> None:
+        if self.checkpoint_format not in CHECKPOINT_FORMAT_CHOICES:
+            raise ValueError(
+                f"`checkpoint_format` must be one of {CHECKPOINT_FORMAT_CHOICES}, got {self.checkpoint_format!r}."
+            )
+        if self.checkpoint_format == "latent":
+            if self.packing_layout is not None or self.packing_format_version is not None:
+                raise ValueError(
+                    "`packing_layout` and `packing_format_version` must be None for a latent checkpoint, got "
+                    f"{self.packing_layout!r} and {self.packing_format_version!r}."
+                )
+            return
+        if self.packing_layout not in PACKING_LAYOUT_CHOICES:
+            raise ValueError(
+                f"`packing_layout` must be one of {PACKING_LAYOUT_CHOICES} for a packed checkpoint, "
+                f"got {self.packing_layout!r}."
+            )
+        version = self.packing_format_version
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(f"`packing_format_version` must be a positive integer, got {version!r}.")
+        if version > PACKING_FORMAT_VERSION:
+            raise ValueError(
+                f"This checkpoint uses packed format version {version}, newer than the versions this code "
+                f"understands (up to {PACKING_FORMAT_VERSION}): upgrade modeling-ternary to load it."
             )
 
     def _validate_rates(self) -> None:

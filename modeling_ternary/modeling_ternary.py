@@ -33,7 +33,7 @@ from transformers.utils import can_return_tuple
 from transformers.utils.deprecation import deprecate_kwarg
 
 from .configuration_ternary import TernaryConfig
-from .quantization import TernaryLinear
+from .ternary_linear import TernaryLinear
 
 
 def make_projection(config: TernaryConfig, name: str, in_features: int, out_features: int, bias: bool) -> nn.Linear:
@@ -43,7 +43,7 @@ def make_projection(config: TernaryConfig, name: str, in_features: int, out_feat
             in_features,
             out_features,
             bias=bias,
-            weight_scale=config.weight_scale,
+            scale_granularity=config.scale_granularity,
             activation_quant=config.activation_quant,
             quant_eps=config.quant_eps,
         )

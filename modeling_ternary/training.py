@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import TrainerCallback
 
-from .quantization import set_quant_strength, warmup_strength
+from .ternary_linear import set_quant_strength, warmup_strength
 
 
 class QuantizationWarmupCallback(TrainerCallback):

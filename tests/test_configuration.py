@@ -12,7 +12,7 @@ def test_defaults_are_the_132m_model():
     assert config.rope_parameters["rope_theta"] == 10000.0
     assert config.tie_word_embeddings is False and config.lm_head_bias is False
     assert config.ternary_modules == list(TERNARY_MODULE_NAMES)
-    assert config.weight_scale == "per_tensor" and config.activation_quant == "none"
+    assert config.scale_granularity == "per_tensor" and config.activation_quant == "none"
     assert config.head_dim == 64 and config.num_key_value_heads == 12
 
 
@@ -48,10 +48,10 @@ def test_lm_head_bias_flag_restores_the_papers_head():
 
 def test_config_round_trips_through_json(tmp_path):
     config = tiny_config(ternary_modules=["q_proj", "down_proj"], activation_quant="per_token_int8",
-                         weight_scale="per_channel", quant_warmup_steps=7, hidden_dropout=0.1)
+                         scale_granularity="per_channel", quant_warmup_steps=7, hidden_dropout=0.1)
     config.save_pretrained(tmp_path)
     loaded = TernaryConfig.from_pretrained(tmp_path)
-    for field in ("ternary_modules", "activation_quant", "weight_scale", "quant_warmup_steps", "hidden_dropout",
+    for field in ("ternary_modules", "activation_quant", "scale_granularity", "quant_warmup_steps", "hidden_dropout",
                   "hidden_size", "rope_parameters"):
         assert getattr(loaded, field) == getattr(config, field), field
 
@@ -66,7 +66,7 @@ def test_config_round_trips_through_json(tmp_path):
         (dict(num_key_value_heads=3), ValueError, r"`num_attention_heads` \(4\) must be a multiple of "),
         (dict(ternary_modules=["q_proj", "lm_head"]), ValueError, r"`ternary_modules` contains \['lm_head'\]"),
         (dict(ternary_modules="q_proj"), TypeError, r"`ternary_modules` must be a list of module names"),
-        (dict(weight_scale="per_row"), ValueError, r"`weight_scale` must be one of .*'per_row'"),
+        (dict(scale_granularity="per_row"), ValueError, r"`scale_granularity` must be one of .*'per_row'"),
         (dict(activation_quant="int4"), ValueError, r"`activation_quant` must be one of .*'int4'"),
         (dict(quant_eps=0.0), ValueError, r"`quant_eps` must be a positive number, got 0.0"),
         (dict(quant_warmup_steps=-1), ValueError, r"`quant_warmup_steps` must be an integer >= 0, got -1"),

@@ -120,15 +120,15 @@ def test_ternary_linear_keeps_nn_linear_signature_and_state_dict():
 def test_ternary_linear_rejects_unknown_options():
     with pytest.raises(ValueError, match=r"`activation_quant` must be one of .*'int4'"):
         TernaryLinear(4, 4, activation_quant="int4")
-    with pytest.raises(ValueError, match=r"`weight_scale` must be one of .*'row'"):
-        TernaryLinear(4, 4, weight_scale="row")
+    with pytest.raises(ValueError, match=r"`scale_granularity` must be one of .*'row'"):
+        TernaryLinear(4, 4, scale_granularity="row")
 
 
 def test_ternary_codes_and_scale_accessors():
     layer = TernaryLinear(32, 16, bias=False)
     codes = layer.ternary_codes()
     assert codes.dtype == torch.int8 and set(codes.unique().tolist()) <= {-1, 0, 1}
-    assert torch.equal(codes.float() * layer.weight_scale_value(), layer.quantized_weight().detach())
+    assert torch.equal(codes.float() * layer.current_scale(), layer.quantized_weight().detach())
 
 
 def test_warmup_blends_full_precision_into_ternary():

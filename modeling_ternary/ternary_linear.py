@@ -1,0 +1,259 @@
+"""`TernaryLinear`, a drop-in replacement for `nn.Linear` with ternary weights, and helpers to convert models and to
+warm quantization up."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .configuration_ternary import ACTIVATION_QUANT_CHOICES, SCALE_GRANULARITY_CHOICES
+from .latent import exact_latent_weight
+from .packing import SCALE_DTYPE, as_layout, check_scale, packed_shape, unpack_ternary
+from .quantization import (
+    StraightThroughEstimator,
+    absmean_scale,
+    quantize_activation,
+    quantize_weight,
+    ternary_codes,
+)
+
+
+class TernaryLinear(nn.Linear):
+    """`nn.Linear` whose weight is used ternarized in the forward pass, trained by the straight-through estimator.
+
+    `weight` stays the latent full-precision parameter (so optimizers, checkpoints and `load_state_dict` see an
+    ordinary `nn.Linear`); the bias, if any, stays full precision.
+
+    Args:
+        in_features, out_features, bias, device, dtype: as in `nn.Linear`.
+        scale_granularity: `"per_tensor"` or `"per_channel"` absmean scale.
+        activation_quant: `"none"` or `"per_token_int8"`.
+        quant_eps: lower bound of the quantization scales.
+
+    Attributes:
+        quant_strength (`float`): lambda in [0, 1]; the forward pass uses `(1 - lambda) * W + lambda * Q(W)` (and
+            the same for activations). 1.0 (the default) is fully ternary; smaller values are for warm-up only.
+
+    Example:
+        >>> layer = TernaryLinear(64, 32, bias=False)
+        >>> layer(torch.randn(2, 64)).shape
+        torch.Size([2, 32])
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        scale_granularity: str = "per_tensor",
+        activation_quant: str = "none",
+        quant_eps: float = 1e-5,
+    ) -> None:
+        if scale_granularity not in SCALE_GRANULARITY_CHOICES:
+            raise ValueError(
+                f"`scale_granularity` must be one of {SCALE_GRANULARITY_CHOICES}, got {scale_granularity!r}."
+            )
+        if activation_quant not in ACTIVATION_QUANT_CHOICES:
+            raise ValueError(
+                f"`activation_quant` must be one of {ACTIVATION_QUANT_CHOICES}, got {activation_quant!r}."
+            )
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.scale_granularity = scale_granularity
+        self.activation_quant = activation_quant
+        self.quant_eps = quant_eps
+        self.quant_strength = 1.0
+
+    def quantized_weight(self) -> torch.Tensor:
+        """The weight the forward pass uses, `W_t * g` blended by `quant_strength`, differentiable by STE."""
+        quantized = StraightThroughEstimator.apply(self.weight, self._quantize_weight)
+        return _blend(self.weight, quantized, self.quant_strength)
+
+    def ternary_codes(self) -> torch.Tensor:
+        """The int8 codes in {-1, 0, +1} of the current latent weight, shape (out, in)."""
+        with torch.no_grad():
+            scale = absmean_scale(self.weight, self.scale_granularity, self.quant_eps)
+            return ternary_codes(self.weight, scale).to(torch.int8)
+
+    def current_scale(self) -> torch.Tensor:
+        """The absmean scale g of the current latent weight: shape () per tensor, (out, 1) per channel."""
+        with torch.no_grad():
+            return absmean_scale(self.weight, self.scale_granularity, self.quant_eps)
+
+    @property
+    def is_packed(self) -> bool:
+        """Whether the layer holds packed buffers (`weight_packed`, `weight_scale`) instead of a latent weight."""
+        return self.weight is None
+
+    def use_packed_storage(self, layout: str) -> None:
+        """Swap the latent weight for empty packed buffers, to be filled from a packed checkpoint.
+
+        Registers `weight_packed` (uint8, `packed_shape((out, in), layout)`) and `weight_scale` (float32, shape
+        () per tensor or (out, 1) per channel); `weight` becomes None until `unpack_()`.
+
+        Args:
+            layout: `"2bit"` or `"1.6bit"` (see `packing.py`).
+        """
+        layout = as_layout(layout)
+        self.weight = None
+        self.packing_layout = layout.value
+        shape = (self.out_features, self.in_features)
+        scale_shape = () if self.scale_granularity == "per_tensor" else (self.out_features, 1)
+        self.register_buffer("weight_packed", torch.zeros(packed_shape(shape, layout), dtype=torch.uint8))
+        self.register_buffer("weight_scale", torch.ones(scale_shape, dtype=SCALE_DTYPE))
+
+    def unpack_(self, name: str = "weight", dtype: torch.dtype = torch.float32) -> None:
+        """Replace the packed buffers by a latent weight that quantizes back to exactly `codes * scale`.
+
+        Args:
+            name: the layer's name in the model, for error messages (e.g. `model.layers.0.mlp.up_proj`).
+            dtype: floating dtype of the latent weight.
+
+        Raises:
+            ValueError: if the packed codes or the scale are invalid (a code 3, a byte > 242, a wrong shape or
+                dtype, a non-positive scale), naming the tensor.
+        """
+        shape = (self.out_features, self.in_features)
+        codes = unpack_ternary(self.weight_packed, shape, self.packing_layout, name=f"{name}.weight_packed")
+        check_scale(self.weight_scale, self.out_features, name=f"{name}.weight_scale")
+        expected_scale_shape = () if self.scale_granularity == "per_tensor" else (self.out_features, 1)
+        if tuple(self.weight_scale.shape) != expected_scale_shape:
+            raise ValueError(
+                f"{name}.weight_scale has shape {tuple(self.weight_scale.shape)}, but the layer's "
+                f"scale_granularity={self.scale_granularity!r} needs {expected_scale_shape}."
+            )
+        latent = exact_latent_weight(codes, self.weight_scale, self.scale_granularity, self.quant_eps, dtype)
+        del self.weight_packed, self.weight_scale, self.packing_layout
+        self.weight = nn.Parameter(latent)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight is None:
+            raise RuntimeError(
+                "This TernaryLinear holds packed weights that were not unpacked: load packed checkpoints with "
+                "`from_pretrained` (which unpacks them) or call `model.unpack_packed_weights_()`."
+            )
+        if self.activation_quant == "per_token_int8":
+            quantized_x = StraightThroughEstimator.apply(x, self._quantize_activation)
+            x = _blend(x, quantized_x, self.quant_strength)
+        return nn.functional.linear(x, self.quantized_weight(), self.bias)
+
+    def _quantize_weight(self, weight: torch.Tensor) -> torch.Tensor:
+        return quantize_weight(weight, self.scale_granularity, self.quant_eps)
+
+    def _quantize_activation(self, x: torch.Tensor) -> torch.Tensor:
+        return quantize_activation(x, self.quant_eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, scale_granularity={self.scale_granularity}, activation_quant={self.activation_quant}"
+        )
+
+
+def _blend(full_precision: torch.Tensor, quantized: torch.Tensor, strength: float) -> torch.Tensor:
+    # strength == 1 must return the quantized tensor bit for bit, not 0 * W + 1 * Q.
+    if strength >= 1.0:
+        return quantized
+    return (1.0 - strength) * full_precision + strength * quantized
+
+
+def replace_linear_with_ternary(
+    module: nn.Module,
+    module_names: list[str] | tuple[str, ...] | None = None,
+    *,
+    scale_granularity: str = "per_tensor",
+    activation_quant: str = "none",
+    quant_eps: float = 1e-5,
+) -> nn.Module:
+    """Replace, in place, the `nn.Linear` children of `module` by `TernaryLinear`s holding the same weights.
+
+    Works on any module, e.g. a transformers `LlamaForCausalLM`, to convert a full-precision model for ternary
+    fine-tuning (combine with `quant_strength` warm-up).
+
+    Args:
+        module: the model to convert.
+        module_names: only linears whose own attribute name is in this list are replaced (e.g. `["q_proj",
+            "down_proj"]`); `None` replaces every `nn.Linear` except ones named `lm_head` or `score`.
+        scale_granularity, activation_quant, quant_eps: passed to each `TernaryLinear`.
+
+    Returns:
+        `module` itself, for chaining.
+
+    Example:
+        >>> from transformers import LlamaConfig, LlamaForCausalLM
+        >>> llama = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        ...                                      num_attention_heads=4, vocab_size=99))
+        >>> replace_linear_with_ternary(llama).model.layers[0].mlp.up_proj.__class__.__name__
+        'TernaryLinear'
+    """
+    if module_names is not None and (
+        isinstance(module_names, str) or any(not isinstance(name, str) for name in module_names)
+    ):
+        raise TypeError(f"`module_names` must be a list of attribute names, got {module_names!r}.")
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if not _should_replace(name, child, module_names):
+                continue
+            setattr(parent, name, _ternary_copy_of(child, scale_granularity, activation_quant, quant_eps))
+    return module
+
+
+def _should_replace(name: str, child: nn.Module, module_names) -> bool:
+    if type(child) is not nn.Linear:  # leaves TernaryLinear and other subclasses alone
+        return False
+    if module_names is None:
+        return name not in ("lm_head", "score")
+    return name in module_names
+
+
+def _ternary_copy_of(
+    linear: nn.Linear, scale_granularity: str, activation_quant: str, quant_eps: float
+) -> TernaryLinear:
+    ternary = TernaryLinear(
+        linear.in_features,
+        linear.out_features,
+        bias=linear.bias is not None,
+        device=linear.weight.device,
+        dtype=linear.weight.dtype,
+        scale_granularity=scale_granularity,
+        activation_quant=activation_quant,
+        quant_eps=quant_eps,
+    )
+    with torch.no_grad():
+        ternary.weight.copy_(linear.weight)
+        if linear.bias is not None:
+            ternary.bias.copy_(linear.bias)
+    return ternary
+
+
+def set_quant_strength(module: nn.Module, strength: float) -> None:
+    """Set lambda (0 = full precision, 1 = fully ternary) on every `TernaryLinear` inside `module`.
+
+    Args:
+        module: a model holding `TernaryLinear`s.
+        strength: lambda in [0, 1].
+    """
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0 \
+            or math.isnan(strength):
+        raise ValueError(f"`strength` must be a number in [0, 1], got {strength!r}.")
+    for submodule in module.modules():
+        if isinstance(submodule, TernaryLinear):
+            submodule.quant_strength = float(strength)
+
+
+def warmup_strength(step: int, warmup_steps: int) -> float:
+    """Linear warm-up of lambda: `min(1, step / warmup_steps)`, and 1.0 when `warmup_steps` is 0."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, max(0, step) / warmup_steps)
+
+
+__all__ = [
+    "TernaryLinear",
+    "replace_linear_with_ternary",
+    "set_quant_strength",
+    "warmup_strength",
+]
