@@ -32,22 +32,29 @@ from transformers.models.llama.modeling_llama import (
 from transformers.utils import can_return_tuple
 from transformers.utils.deprecation import deprecate_kwarg
 
+from .checkpoint import load_pretrained, save_packed, unpack_packed_weights
 from .configuration_ternary import TernaryConfig
 from .ternary_linear import TernaryLinear
 
 
 def make_projection(config: TernaryConfig, name: str, in_features: int, out_features: int, bias: bool) -> nn.Linear:
-    """A `TernaryLinear` if `name` is in `config.ternary_modules`, else a full-precision `nn.Linear`."""
-    if name in config.ternary_modules:
-        return TernaryLinear(
-            in_features,
-            out_features,
-            bias=bias,
-            scale_granularity=config.scale_granularity,
-            activation_quant=config.activation_quant,
-            quant_eps=config.quant_eps,
-        )
-    return nn.Linear(in_features, out_features, bias=bias)
+    """A `TernaryLinear` if `name` is in `config.ternary_modules`, else a full-precision `nn.Linear`.
+
+    For a packed checkpoint's config, the `TernaryLinear` holds empty packed buffers that loading fills.
+    """
+    if name not in config.ternary_modules:
+        return nn.Linear(in_features, out_features, bias=bias)
+    layer = TernaryLinear(
+        in_features,
+        out_features,
+        bias=bias,
+        scale_granularity=config.scale_granularity,
+        activation_quant=config.activation_quant,
+        quant_eps=config.quant_eps,
+    )
+    if config.checkpoint_format == "packed":
+        layer.use_packed_storage(config.packing_layout)
+    return layer
 
 
 class TernaryMLP(nn.Module):
@@ -168,6 +175,40 @@ class TernaryPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained` for latent and packed checkpoints alike.
+
+        A packed checkpoint (`config.checkpoint_format == "packed"`) is checked tensor by tensor (codes, scales,
+        shapes, missing tensors: each problem is a `ValueError` naming the tensor) and unpacked into latent weights
+        that reproduce the packed model exactly, so the result can be fine-tuned. Pass `dtype=torch.float32` to
+        compute in float32 (packed checkpoints store their float tensors in bfloat16 by default, and the default
+        `dtype="auto"` keeps that).
+        """
+        return load_pretrained(super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs)
+
+    def save_packed(self, save_directory, layout: str = "2bit", float_dtype=torch.bfloat16, **kwargs):
+        """Write this model as a packed checkpoint; see `checkpoint.save_packed`.
+
+        Args:
+            save_directory: output directory.
+            layout: `"2bit"` or `"1.6bit"`.
+            float_dtype: dtype of the non-ternary tensors (bfloat16 by default).
+            **kwargs: passed to `save_pretrained`.
+
+        Returns:
+            The directory, as a `Path`.
+
+        Example:
+            >>> model.save_packed("my-model-packed")  # doctest: +SKIP
+        """
+        return save_packed(self, save_directory, layout=layout, float_dtype=float_dtype, **kwargs)
+
+    def unpack_packed_weights_(self) -> None:
+        """Unpack, in place, ternary layers that still hold packed buffers (after `load_state_dict` of a packed
+        state dict); `from_pretrained` does this itself."""
+        unpack_packed_weights(self)
 
 
 class TernaryModel(TernaryPreTrainedModel):

@@ -1,0 +1,67 @@
+"""Command line: pack a latent checkpoint into the packed release format.
+
+    python -m modeling_ternary.pack CHECKPOINT OUT [--layout 2bit|1.6bit] [--float-dtype bfloat16|float16|float32]
+
+CHECKPOINT is a directory or Hub id written by `save_pretrained` (or a Trainer checkpoint); OUT receives the packed
+checkpoint, with the tokenizer copied when CHECKPOINT has one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from transformers import AutoConfig, AutoTokenizer
+
+from .checkpoint import FLOAT_DTYPES, save_packed
+from .modeling_ternary import TernaryForCausalLM, TernaryForSequenceClassification, TernaryModel
+from .packing import TernaryLayout
+
+_CLASSES = {cls.__name__: cls for cls in (TernaryForCausalLM, TernaryForSequenceClassification, TernaryModel)}
+
+
+def pack_checkpoint(checkpoint: str, output_dir: str, layout: str = "2bit", float_dtype: str = "bfloat16") -> Path:
+    """Load a latent Ternary checkpoint and write it packed, tokenizer included.
+
+    Args:
+        checkpoint: directory or Hub id of a latent checkpoint.
+        output_dir: where to write the packed checkpoint.
+        layout: `"2bit"` or `"1.6bit"`.
+        float_dtype: `"bfloat16"`, `"float16"` or `"float32"`, for the non-ternary tensors.
+
+    Returns:
+        `output_dir` as a `Path`.
+
+    Example:
+        >>> pack_checkpoint("runs/ternary-132m", "runs/ternary-132m-packed", layout="1.6bit")  # doctest: +SKIP
+    """
+    config = AutoConfig.from_pretrained(checkpoint)
+    if getattr(config, "model_type", None) != "ternary":
+        raise ValueError(f"{checkpoint!r} is not a Ternary checkpoint (model_type={config.model_type!r}).")
+    if config.checkpoint_format != "latent":
+        raise ValueError(f"{checkpoint!r} is already packed ({config.packing_layout}); nothing to do.")
+    architecture = (config.architectures or ["TernaryForCausalLM"])[0]
+    model_class = _CLASSES.get(architecture, TernaryForCausalLM)
+    model = model_class.from_pretrained(checkpoint, dtype="float32")
+    save_packed(model, output_dir, layout=layout, float_dtype=float_dtype)
+    try:
+        AutoTokenizer.from_pretrained(checkpoint).save_pretrained(output_dir)
+    except (OSError, ValueError, TypeError):
+        print(f"No tokenizer found in {checkpoint}: the packed checkpoint has none.")
+    return Path(output_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="latent checkpoint directory or Hub id")
+    parser.add_argument("output_dir", help="directory for the packed checkpoint")
+    parser.add_argument("--layout", choices=[layout.value for layout in TernaryLayout], default="2bit")
+    parser.add_argument("--float-dtype", choices=list(FLOAT_DTYPES), default="bfloat16")
+    args = parser.parse_args(argv)
+    output = pack_checkpoint(args.checkpoint, args.output_dir, args.layout, args.float_dtype)
+    size = sum(f.stat().st_size for f in output.glob("*.safetensors"))
+    print(f"Packed {args.checkpoint} -> {output} ({args.layout}, {size / 1e6:.2f} MB of safetensors)")
+
+
+if __name__ == "__main__":
+    main()
