@@ -9,9 +9,11 @@ Choice here, per scale row (the whole matrix per tensor, each output row per cha
 codes: the non-zero entries get one of two adjacent floating-point magnitudes, c and c + 1 ulp, with c the largest
 value of the weight dtype not above g * n / k, and the first j of them (in row order) get the larger one, j chosen so
 that the magnitudes sum to g * n up to half an ulp of c. `absmean_scale` accumulates in float64, where that sum is
-exact, so `mean|W|` rounds back to g. Every non-zero entry has |W| / g ~= n / k >= 1, so the codes come back too;
-zero codes stay exactly 0. The result is checked with `absmean_scale` itself; rows that still miss (only seen with a
-handful of non-zero codes) are fixed by a bisection over the first entry's neighbours, kept within [0.75 c, 1.5 c].
+exact, so `mean|W|` rounds back to g (the sum is within half an ulp of c of g * n, i.e. within ulp(g) / k of the
+mean). Every non-zero entry has |W| / g ~= n / k >= 1, so the codes come back too, and zero codes stay 0. With a
+single non-zero code (k = 1) half an ulp of c can still be a whole ulp of g: such a row completes its sum with a
+value below g / 2 in its first zero-code entry, which still quantizes to 0. The result is checked with
+`absmean_scale` itself.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ import torch
 
 from .quantization import absmean_scale
 
-_INT_VIEW = {torch.float32: torch.int32, torch.float64: torch.int64, torch.bfloat16: torch.int16,
-             torch.float16: torch.int16}
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 
 def exact_latent_weight(
@@ -43,6 +44,7 @@ def exact_latent_weight(
     Returns:
         W of shape (out, in) and `dtype` with `absmean_scale(W) == scale.to(dtype)` and
         `clamp(round(W / scale), -1, 1) == codes` (rows whose codes are all 0 quantize to 0 whatever their scale).
+        Entries with code 0 are 0, except at most one a row in rows with a single non-zero code.
 
     Raises:
         ArithmeticError: if some row cannot be reproduced exactly (not seen in practice).
@@ -53,8 +55,8 @@ def exact_latent_weight(
         >>> absmean_scale(w).item(), w.tolist()
         (0.25, [[0.5, 0.0, -0.5, 0.0]])
     """
-    if dtype not in _INT_VIEW:
-        raise TypeError(f"`dtype` must be one of {list(_INT_VIEW)}, got {dtype}.")
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"`dtype` must be one of {list(FLOAT_DTYPES)}, got {dtype}.")
     signs = codes.to(dtype)  # (out, in)
     rows = signs if granularity == "per_channel" else signs.reshape(1, -1)  # (R, n): one scale per row
     target = scale.to(dtype).reshape(-1, 1).expand(rows.shape[0], 1)  # (R, 1)
@@ -75,36 +77,16 @@ def exact_latent_weight(
 
     if torch.equal(scale_rows(weight)[matters], target[matters]):
         return weight
-    first = nonzero.to(torch.int8).argmax(dim=-1, keepdim=True)  # (R, 1) index of the first non-zero code
-    sign = rows.gather(-1, first)
-    current = weight.reshape(rows.shape)
-
-    def with_first_entry(magnitude: torch.Tensor) -> torch.Tensor:
-        return current.scatter(-1, first, sign * magnitude).reshape(signs.shape)
-
-    entry = _largest_accepted(low, lambda m: scale_rows(with_first_entry(m)) <= target, 0.75, 1.5)
-    weight = with_first_entry(entry)
+    # Rows with one non-zero code (or a rounding tie) can miss by an ulp: for them, all magnitudes c (sum k * c, not
+    # above g * n) and the rest of the sum in their first zero-code entry, below g / 2 so that it still quantizes to 0.
+    retry = (scale_rows(weight) != target) & matters & ~nonzero.all(dim=-1, keepdim=True)  # (R, 1)
+    rest = ((total - k * low.to(torch.float64)).to(dtype)).clamp(min=0).minimum(target * 0.49)
+    first_zero = (~nonzero).to(torch.int8).argmax(dim=-1, keepdim=True)
+    low_rows = (rows * low).scatter(-1, first_zero, rest)
+    weight = torch.where(retry, low_rows, weight.reshape(rows.shape)).reshape(signs.shape)
     missed = (scale_rows(weight) != target) & matters
     if missed.any():
         raise ArithmeticError(
             f"Could not find latent weights reproducing the saved scale exactly for {int(missed.sum())} row(s)."
         )
     return weight
-
-
-def _largest_accepted(start: torch.Tensor, accept, low_factor: float, high_factor: float) -> torch.Tensor:
-    """Per row, the largest float in [low_factor * start, high_factor * start] for which the monotone `accept`
-    holds (or the lower end if it holds nowhere); `start` is positive, shape (R, 1)."""
-    int_dtype = _INT_VIEW[start.dtype]
-    low = (start * low_factor).view(int_dtype).to(torch.int64)  # positive floats are ordered like their bits
-    high = (start * high_factor).view(int_dtype).to(torch.int64)
-
-    def as_float(bits: torch.Tensor) -> torch.Tensor:
-        return bits.to(int_dtype).view(start.dtype)
-
-    while bool((low < high).any()):
-        middle = (low + high + 1) // 2
-        ok = accept(as_float(middle))
-        low = torch.where(ok, middle, low)
-        high = torch.where(ok, high, middle - 1)
-    return as_float(low)

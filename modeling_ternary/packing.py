@@ -53,7 +53,8 @@ The words MUST, MUST NOT, SHOULD and MAY are meant as in RFC 2119. "Writer" is c
 
 7. Scale
    S MUST be float32 with shape () (per tensor) or (out, 1) (per output channel), finite and > 0. It is the
-   absmean of the latent full-precision matrix W: S = max(mean(|W|), eps) over all of W, or over each row.
+   absmean of the latent full-precision matrix W: S = max(mean(|W|), eps) over all of W, or over each row, with
+   the sum of |W| accumulated in float64 and the mean rounded once to W's dtype (then widened to float32).
    The dequantized weight is  W_q = T * S  (MULTIPLY by S; (out, 1) broadcasts along in). The opposite convention
    exists in the wild and is the known source of broken loads: storing the quantizer's multiplier 1 / mean|W| and
    DIVIDING by it, as transformers' packed `BitLinear` does (`y / (input_scale * weight_scale)`, scale shape (1,)),

@@ -1,6 +1,6 @@
 import torch
 from datasets import Dataset
-from transformers import Trainer, TrainerControl, TrainerState, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from modeling_ternary import QuantizationWarmupCallback, TernaryForCausalLM, TernaryLinear
 from tests.conftest import tiny_config
@@ -68,3 +68,33 @@ def test_warmup_callback_rejects_bad_steps():
 
     with pytest.raises(ValueError, match=r"`warmup_steps` must be None or an integer >= 0, got -2"):
         QuantizationWarmupCallback(-2)
+
+
+def test_trainer_resume_from_a_latent_checkpoint_continues_bit_exactly(tmp_path):
+    input_ids = torch.randint(4, 99, (16, 12), generator=torch.Generator().manual_seed(1))
+    dataset = Dataset.from_dict({"input_ids": input_ids.tolist(), "labels": input_ids.tolist()})
+
+    class StopAt3(TrainerCallback):  # an interruption: same schedule as the full run, killed after step 3
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_training_stop = state.global_step == 3
+
+    def run(output_dir, max_steps, resume=None, callbacks=None):
+        torch.manual_seed(0)
+        model = TernaryForCausalLM(tiny_config(activation_quant="per_token_int8", hidden_dropout=0.1))
+        args = TrainingArguments(
+            output_dir=str(output_dir), per_device_train_batch_size=4, max_steps=max_steps, learning_rate=3e-3,
+            adam_beta2=0.98, weight_decay=0.01, warmup_steps=2, lr_scheduler_type="cosine", save_steps=3,
+            save_strategy="steps", report_to=[], use_cpu=True, disable_tqdm=True, seed=0, data_seed=0,
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=dataset, callbacks=callbacks)
+        trainer.train(resume_from_checkpoint=resume)
+        return model
+
+    uninterrupted = run(tmp_path / "full", 6)
+    interrupted = run(tmp_path / "interrupted", 6, callbacks=[StopAt3()])
+    assert (tmp_path / "interrupted" / "checkpoint-3").is_dir()
+    assert not (tmp_path / "interrupted" / "checkpoint-6").exists()
+    assert not torch.equal(interrupted.lm_head.weight, uninterrupted.lm_head.weight)
+    resumed = run(tmp_path / "resumed", 6, resume=str(tmp_path / "interrupted" / "checkpoint-3"))
+    for (name, a), (_, b) in zip(uninterrupted.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
