@@ -54,6 +54,8 @@ def save_packed(
         >>> save_packed(model, "ternary-132m-packed", layout="1.6bit")  # doctest: +SKIP
         >>> AutoModelForCausalLM.from_pretrained("ternary-132m-packed", dtype=torch.float32)  # doctest: +SKIP
     """
+    if getattr(model, "is_inference", False):
+        raise ValueError("`model` is in inference mode and holds no latent weights: pack the checkpoint it came from.")
     layout = as_layout(layout)
     float_dtype = _as_float_dtype(float_dtype)
     ternary_layers = _ternary_layers(model)
@@ -106,7 +108,7 @@ def _write_format_metadata(directory: Path, layout: str) -> None:
         save_file(tensors, path, metadata=metadata)
 
 
-def load_pretrained(base_from_pretrained, *args, **kwargs):
+def load_pretrained(base_from_pretrained, *args, inference: bool = False, **kwargs):
     """`PreTrainedModel.from_pretrained`, then the checks and unpacking of a packed checkpoint.
 
     Every checkpoint tensor whose shape does not match the model is an error naming it (unless the caller passed
@@ -123,7 +125,9 @@ def load_pretrained(base_from_pretrained, *args, **kwargs):
         raise ValueError(f"Could not read the checkpoint {source!r}: {describe_damaged_safetensors(source) or error}") \
             from error
     _raise_on_bad_keys(model, loading_info, ignore_mismatched_sizes)
-    if model.config.checkpoint_format == "packed":
+    if inference:
+        model.to_inference()
+    elif model.config.checkpoint_format == "packed":
         unpack_packed_weights(model)
     return (model, loading_info) if wants_loading_info else model
 

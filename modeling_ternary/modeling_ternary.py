@@ -34,6 +34,7 @@ from transformers.utils.deprecation import deprecate_kwarg
 
 from .checkpoint import load_pretrained, save_packed, unpack_packed_weights
 from .configuration_ternary import TernaryConfig
+from .inference import INFERENCE_ERROR, convert_to_inference, memory_report, refuse_backward
 from .ternary_linear import TernaryLinear
 
 
@@ -69,7 +70,11 @@ class TernaryMLP(nn.Module):
         self.act_fn = ACT2FN[config.hidden_act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+        if hasattr(self, "gate_up_proj"):  # inference mode: gate and up fused into one packed matrix
+            gate, up = self.gate_up_proj(x)
+        else:
+            gate, up = self.gate_proj(x), self.up_proj(x)
+        return self.down_proj(self.act_fn(gate) * up)
 
 
 class TernaryAttention(nn.Module):
@@ -102,9 +107,13 @@ class TernaryAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         input_shape = hidden_states.shape[:-1]  # (B, T)
         hidden_shape = (*input_shape, -1, self.head_dim)
-        query = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)  # (B, heads, T, head_dim)
-        key = self.k_proj(hidden_states).view(hidden_shape).transpose(1, 2)  # (B, kv_heads, T, head_dim)
-        value = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        if hasattr(self, "qkv_proj"):  # inference mode: q, k and v fused into one packed matrix
+            query, key, value = self.qkv_proj(hidden_states)
+        else:
+            query, key, value = self.q_proj(hidden_states), self.k_proj(hidden_states), self.v_proj(hidden_states)
+        query = query.view(hidden_shape).transpose(1, 2)  # (B, heads, T, head_dim)
+        key = key.view(hidden_shape).transpose(1, 2)  # (B, kv_heads, T, head_dim)
+        value = value.view(hidden_shape).transpose(1, 2)
         cos, sin = position_embeddings
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
         if cache is not None:
@@ -175,9 +184,10 @@ class TernaryPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+    is_inference = False
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, inference: bool = False, **kwargs):
         """`PreTrainedModel.from_pretrained` for latent and packed checkpoints alike.
 
         A packed checkpoint (`config.checkpoint_format == "packed"`) is checked tensor by tensor (codes, scales,
@@ -185,8 +195,42 @@ class TernaryPreTrainedModel(PreTrainedModel):
         that reproduce the packed model exactly, so the result can be fine-tuned. Pass `dtype=torch.float32` to
         compute in float32 (packed checkpoints store their float tensors in bfloat16 by default, and the default
         `dtype="auto"` keeps that).
+
+        With `inference=True` the model is converted to inference mode instead (see `to_inference`); a packed
+        checkpoint then goes straight from its packed tensors to the packed in-memory layout, no latent weights.
         """
-        return load_pretrained(super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs)
+        return load_pretrained(
+            super().from_pretrained, pretrained_model_name_or_path, *model_args, inference=inference, **kwargs
+        )
+
+    def to_inference(self):
+        """Convert this model, in place, to the packed CPU inference mode and return it.
+
+        Ternary matrices are held as 2-bit codes plus per-row scales and multiplied by compiled CPU kernels (8-bit
+        activations when the model was trained with them, ~15-bit otherwise); embeddings and head in bfloat16; no
+        latent weights. The model can then only be used for inference: `.train()`, backward passes and
+        `save_pretrained` raise. See `inference.py`.
+
+        Example:
+            >>> model = AutoModelForCausalLM.from_pretrained("ternary-132m-packed", inference=True)  # doctest: +SKIP
+            >>> model.generate(**tokenizer("Once upon a time", return_tensors="pt"))  # doctest: +SKIP
+        """
+        convert_to_inference(self)
+        return self
+
+    def inference_memory_report(self, cache_tokens: int = 0, batch_size: int = 1) -> dict[str, int]:
+        """Bytes of each part of an inference-mode model (ternary layers, embeddings, head, norms, KV cache)."""
+        return memory_report(self, cache_tokens=cache_tokens, batch_size=batch_size)
+
+    def train(self, mode: bool = True):
+        if mode and self.is_inference:
+            raise RuntimeError(INFERENCE_ERROR)
+        return super().train(mode)
+
+    def save_pretrained(self, *args, **kwargs):
+        if self.is_inference:
+            raise RuntimeError(INFERENCE_ERROR)
+        return super().save_pretrained(*args, **kwargs)
 
     def save_packed(self, save_directory, layout: str = "2bit", float_dtype=torch.bfloat16, **kwargs):
         """Write this model as a packed checkpoint; see `checkpoint.save_packed`.
@@ -405,6 +449,8 @@ class TernaryForCausalLM(TernaryPreTrainedModel, GenerationMixin):
         else:
             hidden_states = hidden_states[:, logits_to_keep, :]
         logits = self.lm_head(hidden_states)
+        if self.is_inference:
+            logits = refuse_backward(logits)
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
@@ -466,6 +512,8 @@ class TernaryForSequenceClassification(TernaryPreTrainedModel):
             **kwargs,
         )
         logits = self.score(outputs.last_hidden_state)  # (B, T, num_labels)
+        if self.is_inference:
+            logits = refuse_backward(logits)
         last_token = self._last_token_index(input_ids, attention_mask, logits)
         pooled_logits = logits[torch.arange(logits.shape[0], device=logits.device), last_token]  # (B, num_labels)
         loss = None

@@ -1,0 +1,211 @@
+"""Inference mode: ternary matrices kept packed in memory (2 bits a weight) and multiplied by the CPU kernels of
+`kernels.py`; no latent full-precision copy. Embeddings and LM head are held in bfloat16, norms in float32, and
+activations, attention and the KV cache in float32.
+
+`convert_to_inference(model)` rewrites a loaded `TernaryForCausalLM` / `TernaryForSequenceClassification` /
+`TernaryModel` in place:
+- q/k/v of each layer become one `PackedTernaryLinear` (`self_attn.qkv_proj`) and gate/up another
+  (`mlp.gate_up_proj`), so that a decoding step makes 4 kernel calls a layer instead of 7;
+- every ternary matrix is stored as uint8 (ceil(out / 4), in) in the "2bit" layout of `packing.py` plus a float32
+  scale per output row (a per-tensor scale repeated);
+- activations are quantized inside the kernel: 8 bits per token (one pass) when the model was trained with
+  `activation_quant="per_token_int8"` (exactly the training-time arithmetic), else ~15 bits (two passes);
+- the model refuses `.train()`, `save_pretrained` and backward passes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .kernels import bf16_matmul, kernels_available, ternary_matmul
+from .packing import as_layout, pack_ternary, unpack_ternary
+from .quantization import quantize_activation
+from .ternary_linear import TernaryLinear
+
+INFERENCE_ERROR = (
+    "This Ternary model is in inference mode (packed weights, no latent weights): it cannot be trained or saved. "
+    "Load the checkpoint without `inference=True` to fine-tune or save it."
+)
+
+
+class PackedTernaryLinear(nn.Module):
+    """One or more ternary matrices (stacked along the output dimension), packed 2-bit, for inference only.
+
+    Args:
+        codes: int8 codes in {-1, 0, +1}, shape (out, in).
+        row_scales: float32 scale of each output row, shape (out,).
+        bias: optional float bias (out,).
+        activation_bits: 8 (one kernel pass, BitNet's A8) or 16 (two passes, ~15-bit activations).
+        split_sizes: output widths of the stacked matrices; `forward` returns a tuple when there are several.
+    """
+
+    def __init__(self, codes: torch.Tensor, row_scales: torch.Tensor, bias: torch.Tensor | None,
+                 activation_bits: int, split_sizes: list[int] | None = None):
+        super().__init__()
+        self.out_features, self.in_features = codes.shape
+        self.passes = 1 if activation_bits == 8 else 2
+        self.split_sizes = split_sizes or [self.out_features]
+        self.register_buffer("weight_packed", pack_ternary(codes, "2bit").contiguous())
+        self.register_buffer("row_scales", row_scales.to(torch.float32).contiguous())
+        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.float32).clone())
+
+    def forward(self, x: torch.Tensor):
+        if x.device.type == "cpu" and kernels_available():
+            y = ternary_matmul(x, self.weight_packed, self.row_scales, self.out_features, self.passes)
+        else:
+            y = self._reference_forward(x)
+        if self.bias is not None:
+            y = y + self.bias
+        return y if len(self.split_sizes) == 1 else y.split(self.split_sizes, dim=-1)
+
+    def _reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Same arithmetic with PyTorch ops (GPU, or no C++ compiler): unpacks the codes on every call.
+        codes = unpack_ternary(self.weight_packed, (self.out_features, self.in_features), "2bit", dtype=x.dtype)
+        if self.passes == 1:
+            x = quantize_activation(x)
+        return nn.functional.linear(x, codes * self.row_scales.to(x.dtype).unsqueeze(1))
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.split_sizes}, passes={self.passes}"
+
+
+class BFloat16Linear(nn.Module):
+    """A full-precision projection (LM head, classifier, non-ternary layers) held in bfloat16, output in float32."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.register_buffer("weight", linear.weight.detach().to(torch.bfloat16).contiguous())
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and kernels_available():
+            y = bf16_matmul(x.float(), self.weight)
+        else:
+            y = nn.functional.linear(x.to(torch.bfloat16), self.weight).float()
+        return y if self.bias is None else y + self.bias
+
+
+class BFloat16Embedding(nn.Module):
+    """Token embeddings held in bfloat16, returned in float32."""
+
+    def __init__(self, embedding: nn.Embedding):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = embedding.weight.shape
+        self.padding_idx = embedding.padding_idx
+        self.register_buffer("weight", embedding.weight.detach().to(torch.bfloat16).contiguous())
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return nn.functional.embedding(input_ids, self.weight).float()
+
+
+class _RefuseBackward(torch.autograd.Function):
+    """Identity forward; a backward pass through an inference-mode model raises `INFERENCE_ERROR`."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        raise RuntimeError(INFERENCE_ERROR)
+
+
+def refuse_backward(x: torch.Tensor) -> torch.Tensor:
+    """Return `x`, marked so that `backward` through it raises a clear error (only when grad mode is on)."""
+    if not torch.is_grad_enabled():
+        return x
+    return _RefuseBackward.apply(x.detach().requires_grad_())
+
+
+def codes_and_row_scales(layer: TernaryLinear, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The int8 codes (out, in) and float32 per-row scales (out,) of a latent or still-packed `TernaryLinear`."""
+    shape = (layer.out_features, layer.in_features)
+    if layer.is_packed:
+        layout = as_layout(layer.packing_layout)
+        codes = unpack_ternary(layer.weight_packed, shape, layout, name=f"{name}.weight_packed")
+        scale = layer.weight_scale
+        if not torch.isfinite(scale).all() or (scale <= 0).any():
+            raise ValueError(f"{name}.weight_scale: scale must be finite and > 0 (it is mean|W|).")
+    else:
+        codes, scale = layer.ternary_codes(), layer.current_scale()
+    return codes, scale.to(torch.float32).expand(layer.out_features, 1).reshape(-1).contiguous()
+
+
+def _inference_projection(layers: list[nn.Module], names: list[str], activation_bits: int) -> nn.Module:
+    """Stack ternary layers into one `PackedTernaryLinear`; a single non-ternary layer becomes `BFloat16Linear`."""
+    if len(layers) == 1 and not isinstance(layers[0], TernaryLinear):
+        return BFloat16Linear(layers[0])
+    parts = [codes_and_row_scales(layer, name) for layer, name in zip(layers, names)]
+    biases = [layer.bias for layer in layers]
+    bias = None if all(b is None for b in biases) else torch.cat(
+        [b.detach().float() if b is not None else torch.zeros(layer.out_features) for b, layer in zip(biases, layers)]
+    )
+    return PackedTernaryLinear(
+        torch.cat([codes for codes, _ in parts]), torch.cat([scales for _, scales in parts]), bias,
+        activation_bits, split_sizes=[layer.out_features for layer in layers],
+    )
+
+
+def _convert_group(parent: nn.Module, prefix: str, names: tuple[str, ...], fused_name: str, bits: int) -> None:
+    layers = [getattr(parent, name) for name in names]
+    if all(isinstance(layer, TernaryLinear) for layer in layers):
+        setattr(parent, fused_name, _inference_projection(layers, [f"{prefix}.{n}" for n in names], bits))
+        for name in names:
+            delattr(parent, name)
+        return
+    for name, layer in zip(names, layers):  # mixed ternary / full precision: convert one by one
+        setattr(parent, name, _inference_projection([layer], [f"{prefix}.{name}"], bits))
+
+
+def convert_to_inference(model) -> None:
+    """Rewrite `model` (a Ternary model, latent or with packed layers) for packed CPU inference, in place."""
+    if getattr(model, "is_inference", False):
+        return
+    base = model.model if hasattr(model, "model") else model
+    bits = 8 if model.config.activation_quant == "per_token_int8" else 16
+    for index, layer in enumerate(base.layers):
+        prefix = f"model.layers.{index}"
+        _convert_group(layer.self_attn, f"{prefix}.self_attn", ("q_proj", "k_proj", "v_proj"), "qkv_proj", bits)
+        layer.self_attn.o_proj = _inference_projection([layer.self_attn.o_proj], [f"{prefix}.self_attn.o_proj"], bits)
+        _convert_group(layer.mlp, f"{prefix}.mlp", ("gate_proj", "up_proj"), "gate_up_proj", bits)
+        layer.mlp.down_proj = _inference_projection([layer.mlp.down_proj], [f"{prefix}.mlp.down_proj"], bits)
+    base.embed_tokens = BFloat16Embedding(base.embed_tokens)
+    for head_name in ("lm_head", "score"):
+        if isinstance(getattr(model, head_name, None), nn.Linear):
+            setattr(model, head_name, BFloat16Linear(getattr(model, head_name)))
+    for parameter in model.parameters():  # norms: float32 (buffers above keep their bfloat16 / uint8)
+        parameter.data = parameter.data.float()
+        parameter.requires_grad_(False)
+    model.is_inference = True
+    model.config.checkpoint_format = "latent"  # the in-memory model no longer expects packed tensors
+    model.config.packing_layout = None
+    model.config.packing_format_version = None
+    nn.Module.train(model, False)
+
+
+def memory_report(model, cache_tokens: int = 0, batch_size: int = 1) -> dict[str, int]:
+    """Bytes held by each part of an inference-mode model, and by a float32 KV cache of `cache_tokens` tokens.
+
+    Returns:
+        `{"ternary layers": ..., "embeddings": ..., "head": ..., "norms and other": ..., "kv cache": ...,
+        "total": ...}` in bytes.
+    """
+    parts = {"ternary layers": 0, "embeddings": 0, "head": 0, "norms and other": 0}
+    for module_name, module in model.named_modules():
+        own = sum(t.numel() * t.element_size() for t in list(module.parameters(recurse=False))
+                  + list(module.buffers(recurse=False)) if t is not None)
+        if isinstance(module, PackedTernaryLinear):
+            parts["ternary layers"] += own
+        elif isinstance(module, BFloat16Embedding):
+            parts["embeddings"] += own
+        elif module_name in ("lm_head", "score"):
+            parts["head"] += own
+        else:
+            parts["norms and other"] += own
+    config = model.config
+    parts["kv cache"] = (2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim
+                         * cache_tokens * batch_size * 4)
+    parts["total"] = sum(parts.values())
+    return parts
