@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .kernels import bf16_matmul, kernels_available, ternary_matmul
+from .kernels import bf16_matmul, kernels_available, rms_norm, silu_mul, ternary_matmul
 from .packing import as_layout, pack_ternary, unpack_ternary
 from .quantization import quantize_activation
 from .ternary_linear import TernaryLinear
@@ -51,13 +51,24 @@ class PackedTernaryLinear(nn.Module):
         self.register_buffer("bias", None if bias is None else bias.detach().to(torch.float32).clone())
 
     def forward(self, x: torch.Tensor):
+        y = self._matmul(x)
+        return y if len(self.split_sizes) == 1 else y.split(self.split_sizes, dim=-1)
+
+    def gated(self, x: torch.Tensor, act_fn) -> torch.Tensor:
+        """For stacked [gate; up] matrices: `act_fn(gate) * up`, in one kernel call when `act_fn` is SiLU."""
+        y = self._matmul(x)  # (..., 2 * intermediate)
+        if isinstance(act_fn, nn.SiLU) or type(act_fn).__name__ == "SiLUActivation":
+            if y.device.type == "cpu" and kernels_available():
+                return silu_mul(y)
+        gate, up = y.split(self.split_sizes, dim=-1)
+        return act_fn(gate) * up
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type == "cpu" and kernels_available():
             y = ternary_matmul(x, self.weight_packed, self.row_scales, self.out_features, self.passes)
         else:
             y = self._reference_forward(x)
-        if self.bias is not None:
-            y = y + self.bias
-        return y if len(self.split_sizes) == 1 else y.split(self.split_sizes, dim=-1)
+        return y if self.bias is None else y + self.bias
 
     def _reference_forward(self, x: torch.Tensor) -> torch.Tensor:
         # Same arithmetic with PyTorch ops (GPU, or no C++ compiler): unpacks the codes on every call.
@@ -98,6 +109,21 @@ class BFloat16Embedding(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return nn.functional.embedding(input_ids, self.weight).float()
+
+
+class FusedRMSNorm(nn.Module):
+    """LlamaRMSNorm computed by one kernel call (float32)."""
+
+    def __init__(self, norm: nn.Module):
+        super().__init__()
+        self.weight = nn.Parameter(norm.weight.detach().float().clone(), requires_grad=False)
+        self.variance_epsilon = norm.variance_epsilon
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and kernels_available():
+            return rms_norm(x, self.weight, self.variance_epsilon)
+        variance = x.float().pow(2).mean(-1, keepdim=True)
+        return self.weight * (x.float() * torch.rsqrt(variance + self.variance_epsilon))
 
 
 class _RefuseBackward(torch.autograd.Function):
@@ -171,6 +197,9 @@ def convert_to_inference(model) -> None:
         layer.self_attn.o_proj = _inference_projection([layer.self_attn.o_proj], [f"{prefix}.self_attn.o_proj"], bits)
         _convert_group(layer.mlp, f"{prefix}.mlp", ("gate_proj", "up_proj"), "gate_up_proj", bits)
         layer.mlp.down_proj = _inference_projection([layer.mlp.down_proj], [f"{prefix}.mlp.down_proj"], bits)
+        layer.input_layernorm = FusedRMSNorm(layer.input_layernorm)
+        layer.post_attention_layernorm = FusedRMSNorm(layer.post_attention_layernorm)
+    base.norm = FusedRMSNorm(base.norm)
     base.embed_tokens = BFloat16Embedding(base.embed_tokens)
     for head_name in ("lm_head", "score"):
         if isinstance(getattr(model, head_name, None), nn.Linear):

@@ -32,7 +32,9 @@ import torch
 _CPP_SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -67,33 +69,52 @@ static void quantize_rows(const float* x, int64_t M, int64_t K, int passes, int8
   });
 }
 
-// acc[b] += sum_k c_b(p, k) * q[k] for the 4 output rows b of packed row p.
-static inline void dot4(const uint8_t* prow, const int8_t* q, int64_t K, int32_t acc[4]) {
+// acc[b] += sum_k c_b(p, k) * q[k] for the 4 output rows b of packed row p; with q2, also acc2 for the residual
+// activations, unpacking each weight byte once for both.
+template <bool TWO>
+static inline void dot4(const uint8_t* prow, const int8_t* q, const int8_t* q2, int64_t K, int32_t acc[4],
+                        int32_t acc2[4]) {
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
   __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
   __m512i a2 = _mm512_setzero_si512(), a3 = _mm512_setzero_si512();
+  __m512i b0 = _mm512_setzero_si512(), b1 = _mm512_setzero_si512();
+  __m512i b2 = _mm512_setzero_si512(), b3 = _mm512_setzero_si512();
   const __m512i three = _mm512_set1_epi8(3);
-  int64_t k = 0;
-  for (; k < K; k += 64) {
+  for (int64_t k = 0; k < K; k += 64) {
     const __mmask64 mask = (K - k >= 64) ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
     const __m512i bytes = _mm512_maskz_loadu_epi8(mask, prow + k);
     const __m512i act = _mm512_maskz_loadu_epi8(mask, q + k);
-    a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(bytes, three), act);
-    a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(_mm512_srli_epi16(bytes, 2), three), act);
-    a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(_mm512_srli_epi16(bytes, 4), three), act);
-    a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(_mm512_srli_epi16(bytes, 6), three), act);
+    const __m512i c0 = _mm512_and_si512(bytes, three);
+    const __m512i c1 = _mm512_and_si512(_mm512_srli_epi16(bytes, 2), three);
+    const __m512i c2 = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), three);
+    const __m512i c3 = _mm512_and_si512(_mm512_srli_epi16(bytes, 6), three);
+    a0 = _mm512_dpbusd_epi32(a0, c0, act);
+    a1 = _mm512_dpbusd_epi32(a1, c1, act);
+    a2 = _mm512_dpbusd_epi32(a2, c2, act);
+    a3 = _mm512_dpbusd_epi32(a3, c3, act);
+    if (TWO) {
+      const __m512i act2 = _mm512_maskz_loadu_epi8(mask, q2 + k);
+      b0 = _mm512_dpbusd_epi32(b0, c0, act2);
+      b1 = _mm512_dpbusd_epi32(b1, c1, act2);
+      b2 = _mm512_dpbusd_epi32(b2, c2, act2);
+      b3 = _mm512_dpbusd_epi32(b3, c3, act2);
+    }
   }
-  acc[0] += _mm512_reduce_add_epi32(a0);
-  acc[1] += _mm512_reduce_add_epi32(a1);
-  acc[2] += _mm512_reduce_add_epi32(a2);
-  acc[3] += _mm512_reduce_add_epi32(a3);
+  acc[0] += _mm512_reduce_add_epi32(a0); acc[1] += _mm512_reduce_add_epi32(a1);
+  acc[2] += _mm512_reduce_add_epi32(a2); acc[3] += _mm512_reduce_add_epi32(a3);
+  if (TWO) {
+    acc2[0] += _mm512_reduce_add_epi32(b0); acc2[1] += _mm512_reduce_add_epi32(b1);
+    acc2[2] += _mm512_reduce_add_epi32(b2); acc2[3] += _mm512_reduce_add_epi32(b3);
+  }
 #else
-  int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   for (int64_t k = 0; k < K; ++k) {
-    const int32_t b = prow[k], v = q[k];
-    s0 += (b & 3) * v; s1 += ((b >> 2) & 3) * v; s2 += ((b >> 4) & 3) * v; s3 += ((b >> 6) & 3) * v;
+    const int32_t b = prow[k];
+    const int32_t c[4] = {b & 3, (b >> 2) & 3, (b >> 4) & 3, (b >> 6) & 3};
+    for (int j = 0; j < 4; ++j) {
+      acc[j] += c[j] * q[k];
+      if (TWO) acc2[j] += c[j] * q2[k];
+    }
   }
-  acc[0] += s0; acc[1] += s1; acc[2] += s2; acc[3] += s3;
 #endif
 }
 
@@ -128,8 +149,8 @@ torch::Tensor ternary_matmul(torch::Tensor x, torch::Tensor packed, torch::Tenso
       const uint8_t* prow = P + p * K;
       for (int64_t m = 0; m < M; ++m) {
         int32_t a1[4] = {0, 0, 0, 0}, a2[4] = {0, 0, 0, 0};
-        dot4(prow, Q1 + m * K, K, a1);
-        if (passes == 2) dot4(prow, Q2 + m * K, K, a2);
+        if (passes == 2) dot4<true>(prow, Q1 + m * K, Q2 + m * K, K, a1, a2);
+        else dot4<false>(prow, Q1 + m * K, nullptr, K, a1, a2);
         for (int b = 0; b < 4; ++b) {
           const int64_t n = b * R + p;
           if (n >= N) continue;
@@ -141,6 +162,47 @@ torch::Tensor ternary_matmul(torch::Tensor x, torch::Tensor packed, torch::Tenso
     }
   });
   return y.view(out_sizes).to(out_dtype);
+}
+
+// y = x / sqrt(mean(x^2) + eps) * weight over the last dimension (float32), as LlamaRMSNorm.
+torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps) {
+  auto xf = x.to(torch::kFloat32).contiguous();
+  auto w = weight.to(torch::kFloat32).contiguous();
+  const int64_t D = xf.size(-1), M = xf.numel() / D;
+  auto y = torch::empty_like(xf);
+  const float* X = xf.data_ptr<float>();
+  const float* W = w.data_ptr<float>();
+  float* Y = y.data_ptr<float>();
+  at::parallel_for(0, M, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      const float* row = X + m * D;
+      float ss = 0.f;
+      for (int64_t d = 0; d < D; ++d) ss += row[d] * row[d];
+      const float r = 1.f / std::sqrt(ss / (float)D + (float)eps);
+      for (int64_t d = 0; d < D; ++d) Y[m * D + d] = W[d] * (row[d] * r);
+    }
+  });
+  return y;
+}
+
+// fused (..., 2N) = [gate | up]  ->  silu(gate) * up, shape (..., N)
+torch::Tensor silu_mul(torch::Tensor fused) {
+  auto f = fused.to(torch::kFloat32).contiguous();
+  const int64_t N2 = f.size(-1), N = N2 / 2, M = f.numel() / N2;
+  auto sizes = f.sizes().vec();
+  sizes.back() = N;
+  auto y = torch::empty(sizes, torch::kFloat32);
+  const float* F = f.data_ptr<float>();
+  float* Y = y.data_ptr<float>();
+  at::parallel_for(0, M, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      for (int64_t n = 0; n < N; ++n) {
+        const float g = F[m * N2 + n];
+        Y[m * N + n] = g / (1.f + std::exp(-g)) * F[m * N2 + N + n];
+      }
+    }
+  });
+  return y;
 }
 
 torch::Tensor bf16_matmul(torch::Tensor x, torch::Tensor weight) {
@@ -200,7 +262,10 @@ torch::Tensor bf16_matmul(torch::Tensor x, torch::Tensor weight) {
 _CPP_DECLARATIONS = """
 torch::Tensor ternary_matmul(torch::Tensor x, torch::Tensor packed, torch::Tensor scale, int64_t N, int64_t passes);
 torch::Tensor bf16_matmul(torch::Tensor x, torch::Tensor weight);
+torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps);
+torch::Tensor silu_mul(torch::Tensor fused);
 """
+_FUNCTIONS = ["ternary_matmul", "bf16_matmul", "rms_norm", "silu_mul"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -212,9 +277,9 @@ def _extension():
         from torch.utils.cpp_extension import load_inline
 
         return load_inline(
-            name=f"modeling_ternary_kernels_{torch.backends.cpu.get_cpu_capability().lower()}_v1",
+            name=f"modeling_ternary_kernels_{torch.backends.cpu.get_cpu_capability().lower()}_v2",
             cpp_sources=[_CPP_DECLARATIONS, _CPP_SOURCE],
-            functions=["ternary_matmul", "bf16_matmul"],
+            functions=_FUNCTIONS,
             extra_cflags=["-O3", "-march=native", "-fopenmp"],
             extra_ldflags=["-fopenmp"],
             verbose=False,
@@ -249,3 +314,13 @@ def ternary_matmul(x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, o
 def bf16_matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """`x @ weight.T` for a bfloat16 (N, K) weight, float32 accumulation; result in `x`'s dtype."""
     return _extension().bf16_matmul(x, weight)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """`x / sqrt(mean(x**2) + eps) * weight` over the last dimension, in float32 (LlamaRMSNorm in one call)."""
+    return _extension().rms_norm(x, weight, eps)
+
+
+def silu_mul(fused: torch.Tensor) -> torch.Tensor:
+    """`silu(gate) * up` for `fused = cat([gate, up], -1)` of shape (..., 2N); returns (..., N) float32."""
+    return _extension().silu_mul(fused)

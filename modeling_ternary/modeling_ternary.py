@@ -70,11 +70,9 @@ class TernaryMLP(nn.Module):
         self.act_fn = ACT2FN[config.hidden_act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(self, "gate_up_proj"):  # inference mode: gate and up fused into one packed matrix
-            gate, up = self.gate_up_proj(x)
-        else:
-            gate, up = self.gate_proj(x), self.up_proj(x)
-        return self.down_proj(self.act_fn(gate) * up)
+        if hasattr(self, "gate_up_proj"):  # inference mode: gate and up stacked in one packed matrix
+            return self.down_proj(self.gate_up_proj.gated(x, self.act_fn))
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
 
 
 class TernaryAttention(nn.Module):
