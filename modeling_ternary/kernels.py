@@ -205,6 +205,52 @@ torch::Tensor silu_mul(torch::Tensor fused) {
   return y;
 }
 
+// Sum of |w| of each row, accumulated in float64 in index order (deterministic: independent of thread count).
+torch::Tensor abs_row_sums(torch::Tensor w) {
+  TORCH_CHECK(w.dtype() == torch::kFloat32 && w.dim() == 2, "abs_row_sums: float32 (rows, cols)");
+  auto wc = w.contiguous();
+  const int64_t R = wc.size(0), C = wc.size(1);
+  auto out = torch::empty({R}, torch::kFloat64);
+  const float* W = wc.data_ptr<float>();
+  double* O = out.data_ptr<double>();
+  at::parallel_for(0, R, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* row = W + r * C;
+      double s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // 4 fixed lanes, combined in a fixed order
+      int64_t c = 0;
+      for (; c + 4 <= C; c += 4) {
+        s0 += std::fabs(row[c]); s1 += std::fabs(row[c + 1]); s2 += std::fabs(row[c + 2]); s3 += std::fabs(row[c + 3]);
+      }
+      for (; c < C; ++c) s0 += std::fabs(row[c]);
+      O[r] = (s0 + s1) + (s2 + s3);
+    }
+  });
+  return out;
+}
+
+// clamp(round(w / scale), -1, 1) * scale in one pass; scale has one value, or one per row.
+torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale) {
+  TORCH_CHECK(w.dtype() == torch::kFloat32 && w.dim() == 2, "ternary_fake_quantize: float32 (rows, cols)");
+  auto wc = w.contiguous();
+  auto sc = scale.to(torch::kFloat32).contiguous();
+  const int64_t R = wc.size(0), C = wc.size(1);
+  const bool per_row = sc.numel() == R && sc.numel() != 1;
+  auto out = torch::empty_like(wc);
+  const float* W = wc.data_ptr<float>();
+  const float* S = sc.data_ptr<float>();
+  float* O = out.data_ptr<float>();
+  at::parallel_for(0, R, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float g = per_row ? S[r] : S[0];
+      for (int64_t c = 0; c < C; ++c) {
+        const float q = std::nearbyint(W[r * C + c] / g);
+        O[r * C + c] = std::max(-1.f, std::min(1.f, q)) * g;
+      }
+    }
+  });
+  return out;
+}
+
 torch::Tensor bf16_matmul(torch::Tensor x, torch::Tensor weight) {
   TORCH_CHECK(weight.dtype() == torch::kBFloat16 && weight.dim() == 2 && weight.is_contiguous(), "weight: bf16 (N, K)");
   const auto out_dtype = x.scalar_type();
@@ -264,8 +310,10 @@ torch::Tensor ternary_matmul(torch::Tensor x, torch::Tensor packed, torch::Tenso
 torch::Tensor bf16_matmul(torch::Tensor x, torch::Tensor weight);
 torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps);
 torch::Tensor silu_mul(torch::Tensor fused);
+torch::Tensor abs_row_sums(torch::Tensor w);
+torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale);
 """
-_FUNCTIONS = ["ternary_matmul", "bf16_matmul", "rms_norm", "silu_mul"]
+_FUNCTIONS = ["ternary_matmul", "bf16_matmul", "rms_norm", "silu_mul", "abs_row_sums", "ternary_fake_quantize"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -277,7 +325,7 @@ def _extension():
         from torch.utils.cpp_extension import load_inline
 
         return load_inline(
-            name=f"modeling_ternary_kernels_{torch.backends.cpu.get_cpu_capability().lower()}_v2",
+            name=f"modeling_ternary_kernels_{torch.backends.cpu.get_cpu_capability().lower()}_v3",
             cpp_sources=[_CPP_DECLARATIONS, _CPP_SOURCE],
             functions=_FUNCTIONS,
             extra_cflags=["-O3", "-march=native", "-fopenmp"],
@@ -324,3 +372,13 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
 def silu_mul(fused: torch.Tensor) -> torch.Tensor:
     """`silu(gate) * up` for `fused = cat([gate, up], -1)` of shape (..., 2N); returns (..., N) float32."""
     return _extension().silu_mul(fused)
+
+
+def abs_row_sums(weight: torch.Tensor) -> torch.Tensor:
+    """Float64 sums of |weight| over each row of a float32 (rows, cols) matrix, in a thread-independent order."""
+    return _extension().abs_row_sums(weight)
+
+
+def ternary_fake_quantize(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """`clamp(round(weight / scale), -1, 1) * scale` for a float32 matrix in one pass (scale: () or (rows, 1))."""
+    return _extension().ternary_fake_quantize(weight, scale)

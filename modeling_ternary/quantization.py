@@ -19,6 +19,8 @@ from typing import Callable
 
 import torch
 
+from .kernels import abs_row_sums, kernels_available, ternary_fake_quantize
+
 
 
 class StraightThroughEstimator(torch.autograd.Function):
@@ -50,16 +52,23 @@ def absmean_scale(weight: torch.Tensor, granularity: str = "per_tensor", eps: fl
     """
     # Accumulated in float64: the scale then does not depend on the reduction order (threads, device), so the
     # same latent weights give the same ternary model everywhere and a packed checkpoint reloads bit-exactly
-    # (see latent.py). Costs ~1 ms per 768x2048 matrix on 2 CPU cores, under 2% of a training step.
-    if granularity == "per_tensor":
-        total = weight.abs().sum(dtype=torch.float64)
-        count = weight.numel()
+    # (see latent.py). On the CPU a compiled kernel sums each row in a fixed order without temporaries.
+    if granularity not in ("per_tensor", "per_channel"):
+        raise ValueError(f"`granularity` must be one of ('per_tensor', 'per_channel'), got {granularity!r}.")
+    if _use_cpu_kernels(weight):
+        row_sums = abs_row_sums(weight)  # (out,) float64
+        total = row_sums.unsqueeze(-1) if granularity == "per_channel" else row_sums.sum()
     elif granularity == "per_channel":
         total = weight.abs().sum(dim=-1, keepdim=True, dtype=torch.float64)
-        count = weight.shape[-1]
     else:
-        raise ValueError(f"`granularity` must be one of ('per_tensor', 'per_channel'), got {granularity!r}.")
+        total = weight.abs().sum(dtype=torch.float64)
+    count = weight.shape[-1] if granularity == "per_channel" else weight.numel()
     return (total / max(count, 1)).to(weight.dtype).clamp(min=eps)
+
+
+def _use_cpu_kernels(weight: torch.Tensor) -> bool:
+    return weight.device.type == "cpu" and weight.dtype == torch.float32 and weight.dim() == 2 \
+        and kernels_available()
 
 
 def ternary_codes(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -84,7 +93,12 @@ def quantize_weight(weight: torch.Tensor, granularity: str = "per_tensor", eps: 
                 [-0.6500,  0.0000]])
     """
     scale = absmean_scale(weight, granularity, eps)
-    return ternary_codes(weight, scale) * scale
+    # One pass (compiled kernel on the CPU) or in place on the one temporary `weight / scale`: a training step
+    # quantizes every matrix, and each fresh temporary of a matrix's size costs page faults on the CPU. Same
+    # values as `ternary_codes(weight, scale) * scale`.
+    if _use_cpu_kernels(weight):
+        return ternary_fake_quantize(weight.detach(), scale)
+    return (weight / scale).round_().clamp_(-1, 1).mul_(scale)
 
 
 def quantize_activation(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -98,7 +112,7 @@ def quantize_activation(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
         `x` rounded to 255 levels per token; `|result - x| <= max|x| / 254` elementwise.
     """
     scale = 127.0 / x.abs().amax(dim=-1, keepdim=True).clamp(min=eps)  # (..., 1)
-    return (x * scale).round().clamp(-128, 127) / scale
+    return (x * scale).round_().clamp_(-128, 127).div_(scale)
 
 
 __all__ = [
