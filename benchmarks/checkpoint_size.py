@@ -9,8 +9,7 @@ Writes benchmarks/results/checkpoint_size.md and .json. Sizes do not depend on t
 from __future__ import annotations
 
 import argparse
-import json
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,8 @@ import modeling_ternary  # noqa: F401  (registers the Auto classes)
 from modeling_ternary import TernaryConfig, TernaryForCausalLM, TernaryLinear
 from transformers import AutoModelForCausalLM
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+from common import describe_machine, write_results  # noqa: E402
 
 
 def _safetensors_bytes(directory: Path) -> int:
@@ -96,16 +96,14 @@ def main() -> None:
     args = parser.parse_args()
     config = TernaryConfig(hidden_size=256, intermediate_size=704, num_hidden_layers=4, num_attention_heads=4) \
         if args.quick else TernaryConfig()
-    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    machine = describe_machine()
     with tempfile.TemporaryDirectory() as workdir:
         result = measure(config, Path(workdir))
     result["machine"] = machine
     markdown = to_markdown(result, machine)
     print(markdown)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "checkpoint_size.md").write_text(markdown)
-        (RESULTS / "checkpoint_size.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_results("checkpoint_size", markdown, result)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+from common import describe_machine, write_results  # noqa: E402
 FULL = dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12, vocab_size=30522,
             max_position_embeddings=512)
 QUICK = dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4, vocab_size=30522,
@@ -321,10 +321,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, Path(args.workdir), dims, decode_tokens, prefill_shape, repeats)))
         return
-    import torch
-
-    machine = (f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
-               f"{torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}")
+    machine = describe_machine()
     with tempfile.TemporaryDirectory() as workdir:
         systems = prepare(Path(workdir), dims, args.systems)
         quick = ["--quick"] if args.quick else []
@@ -340,9 +337,7 @@ def main() -> None:
     markdown = to_markdown(result)
     print(markdown)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "inference_speed.md").write_text(markdown)
-        (RESULTS / "inference_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_results("inference_speed", markdown, result)
 
 
 if __name__ == "__main__":
