@@ -174,6 +174,12 @@ def _values_to_codes(values: torch.Tensor) -> torch.Tensor:
             f"values has dtype {values.dtype}, which cannot hold -1/0/1 as numbers; allowed: a signed integer or "
             "floating dtype (a uint8 tensor is usually already-packed bytes or codes)"
         )
+    if values.dtype == torch.int8:
+        # Fast path for the usual input (codes from `ternary_codes`): v + 1 wraps around for -128 and 127, so as
+        # uint8 every value other than -1, 0, 1 lands outside 0..2: one add and one comparison over the tensor.
+        codes = (values + 1).view(torch.uint8)  # new tensor
+        if not bool((codes > 2).any()):
+            return codes
     ok = (values == -1) | (values == 0) | (values == 1)  # (out, in) bool; NaN fails every test
     if not bool(ok.all()):
         index = tuple((~ok).nonzero()[0].tolist())
