@@ -262,18 +262,15 @@ torch::Tensor bf16_matmul(torch::Tensor x, torch::Tensor weight) {
   out_sizes.back() = N;
   auto y = torch::empty({M, N}, torch::kFloat32);
   const uint16_t* W = reinterpret_cast<const uint16_t*>(weight.data_ptr<at::BFloat16>());
-  const float* X = xf.data_ptr<float>();
   float* Y = y.data_ptr<float>();
-#if defined(__AVX512BF16__)
+  // x is rounded to bf16, like PyTorch's bf16 matmul; products are accumulated in float32 (both code paths).
   auto xb = xf.to(torch::kBFloat16).contiguous();
   const uint16_t* XB = reinterpret_cast<const uint16_t*>(xb.data_ptr<at::BFloat16>());
-#endif
   at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       const uint16_t* wrow = W + n * K;
       for (int64_t m = 0; m < M; ++m) {
 #if defined(__AVX512BF16__)
-        // x is rounded to bf16 here, like PyTorch's bf16 matmul; products are accumulated in float32.
         __m512 acc = _mm512_setzero_ps();
         const uint16_t* xrow = XB + m * K;
         int64_t k = 0;
@@ -289,12 +286,12 @@ torch::Tensor bf16_matmul(torch::Tensor x, torch::Tensor weight) {
         }
 #else
         float s = 0.f;
-        const float* xrow = X + m * K;
+        const uint16_t* xrow = XB + m * K;
         for (int64_t k = 0; k < K; ++k) {
-          uint32_t wb = (uint32_t)wrow[k] << 16;
-          float wf;
-          std::memcpy(&wf, &wb, 4);
-          s += wf * xrow[k];
+          uint32_t wb = (uint32_t)wrow[k] << 16, xb_ = (uint32_t)xrow[k] << 16;
+          float wf, xf_;
+          std::memcpy(&wf, &wb, 4); std::memcpy(&xf_, &xb_, 4);
+          s += wf * xf_;
         }
 #endif
         Y[m * N + n] = s;
@@ -322,19 +319,26 @@ def _extension():
     if os.environ.get("MODELING_TERNARY_NO_KERNELS"):
         return None
     try:
-        from torch.utils.cpp_extension import load_inline
-
-        return load_inline(
-            name=f"modeling_ternary_kernels_{torch.backends.cpu.get_cpu_capability().lower()}_v3",
-            cpp_sources=[_CPP_DECLARATIONS, _CPP_SOURCE],
-            functions=_FUNCTIONS,
-            extra_cflags=["-O3", "-march=native", "-fopenmp"],
-            extra_ldflags=["-fopenmp"],
-            verbose=False,
-        )
+        return build_extension(native=True)
     except Exception as error:  # no compiler, no headers: fall back to PyTorch ops
         warnings.warn(f"modeling_ternary: C++ kernels unavailable ({error}); using slower PyTorch ops.")
         return None
+
+
+def build_extension(native: bool = True):
+    """Compile and load the kernels: for this CPU (`native`, AVX512 paths where available) or for baseline x86-64 /
+    any CPU (the plain C++ loops; used by the tests to check the fallback against the vector code)."""
+    from torch.utils.cpp_extension import load_inline
+
+    target = torch.backends.cpu.get_cpu_capability().lower() if native else "portable"
+    return load_inline(
+        name=f"modeling_ternary_kernels_{target}_v4",
+        cpp_sources=[_CPP_DECLARATIONS, _CPP_SOURCE],
+        functions=_FUNCTIONS,
+        extra_cflags=["-O3", "-fopenmp"] + (["-march=native"] if native else []),
+        extra_ldflags=["-fopenmp"],
+        verbose=False,
+    )
 
 
 def kernels_available() -> bool:

@@ -154,3 +154,22 @@ def test_sequence_classifier_in_inference_mode(tmp_path):
     fast = TernaryForSequenceClassification.from_pretrained(tmp_path, inference=True)
     input_ids = torch.randint(3, 99, (2, 7))
     assert _relative_error(fast(input_ids).logits, classifier(input_ids).logits) <= 1e-2
+
+
+def test_portable_kernels_match_the_native_ones():
+    """The plain C++ loops (CPUs without AVX512) compute what the AVX512 code computes."""
+    portable = kernels.build_extension(native=False)
+    native = kernels.build_extension(native=True)
+    codes = torch.randint(-1, 2, (70, 130), dtype=torch.int8)
+    packed, scales = pack_ternary(codes, "2bit"), torch.rand(70) * 0.05 + 0.01
+    x = torch.randn(3, 130)
+    for passes in (1, 2):
+        torch.testing.assert_close(portable.ternary_matmul(x, packed, scales, 70, passes),
+                                   native.ternary_matmul(x, packed, scales, 70, passes), rtol=1e-6, atol=1e-6)
+    weight = torch.randn(50, 96).bfloat16()
+    torch.testing.assert_close(portable.bf16_matmul(x[:, :96], weight), native.bf16_matmul(x[:, :96], weight),
+                               rtol=1e-4, atol=1e-4)
+    matrix = torch.randn(33, 70)
+    assert torch.equal(portable.abs_row_sums(matrix), native.abs_row_sums(matrix))
+    scale = torch.tensor(0.5)
+    assert torch.equal(portable.ternary_fake_quantize(matrix, scale), native.ternary_fake_quantize(matrix, scale))
