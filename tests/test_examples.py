@@ -25,3 +25,24 @@ def test_pretrain_script_trains_evaluates_and_saves_a_loadable_checkpoint(tmp_pa
     # the perplexity the script reports is below the uniform-guess perplexity of its vocabulary
     assert saved["validation_perplexity"] < len(tokenizer)
     assert torch.isfinite(torch.tensor(saved["validation_perplexity"]))
+
+
+def test_finetune_script_from_a_packed_checkpoint_and_label_check(tmp_path):
+    import finetune
+    import pytest
+
+    pretrain.main(["--output_dir", str(tmp_path / "lm"), "--preset", "tiny", "--max_steps", "4", "--batch_size", "8",
+                   "--eval_blocks", "8", "--tokenizer", ""])
+    from modeling_ternary.pack import pack_checkpoint
+
+    pack_checkpoint(str(tmp_path / "lm"), str(tmp_path / "packed"))
+    metrics = finetune.main(["--model", str(tmp_path / "packed"), "--task", "embedded", "--output_dir",
+                             str(tmp_path / "ft"), "--max_steps", "6", "--batch_size", "8"])
+    saved = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert saved["accuracy"] == metrics["accuracy"] and 0.0 <= saved["accuracy"] <= 1.0
+    assert {"f1", "majority_accuracy", "majority_f1"} <= set(saved)
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence1\tsentence2\tlabel\nthe cat\tthe dog\t0\na big dog\ta large dog\t3\n")
+    with pytest.raises(ValueError, match=r"has label 3, but the classifier has num_labels=2"):
+        finetune.main(["--model", str(tmp_path / "lm"), "--task", "default", "--train_file", str(train),
+                       "--sentence2_column", "sentence2", "--num_labels", "2", "--output_dir", str(tmp_path / "x")])
