@@ -1,4 +1,5 @@
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -46,3 +47,24 @@ def test_finetune_script_from_a_packed_checkpoint_and_label_check(tmp_path):
     with pytest.raises(ValueError, match=r"has label 3, but the classifier has num_labels=2"):
         finetune.main(["--model", str(tmp_path / "lm"), "--task", "default", "--train_file", str(train),
                        "--sentence2_column", "sentence2", "--num_labels", "2", "--output_dir", str(tmp_path / "x")])
+
+
+def test_unigram_baseline_perplexity_by_hand():
+    import main_job
+
+    # train counts: token 1 x3, token 2 x1; vocab 4 with add-one: p(1) = 4/8, p(2) = 2/8
+    ppl = main_job.unigram_perplexity([[1, 1, 1, 2]], [[9, 1, 2]], vocab_size=4)
+    assert abs(ppl - math.exp(-(math.log(4 / 8) + math.log(2 / 8)) / 2)) < 1e-12
+
+
+def test_main_job_writes_the_report(tmp_path):
+    import main_job
+
+    report = main_job.main(["--output_dir", str(tmp_path), "--preset", "tiny", "--max_steps", "4",
+                            "--finetune_steps", "4", "--tokenizer", ""])
+    text = (tmp_path / "report.md").read_text()
+    assert "| ternary (1.58-bit) |" in text and "| FP32 twin |" in text and "Unigram baseline" in text
+    assert "| always the majority class |" in text
+    assert (tmp_path / "sparsity.png").stat().st_size > 1000
+    assert report["packed_2bit_bytes"] < report["latent_fp32_bytes"]
+    assert json.loads((tmp_path / "report.json").read_text())["runs"]["fp32"][0]["full_precision"] is True
