@@ -3,6 +3,7 @@
     python examples/pretrain.py --output_dir runs/ternary-small                    # embedded corpus, small model
     python examples/pretrain.py --output_dir runs/fp32-small --full_precision      # the FP32 twin, same recipe
     python examples/pretrain.py --preset paper --dataset roneneldan/TinyStories --output_dir runs/paper  # on a GPU
+    torchrun --nproc_per_node 2 examples/pretrain.py --output_dir runs/ddp      # DDP (or: accelerate launch ...)
 
 Data: `--dataset default` (the generated corpus of `modeling_ternary.corpus`, offline), a Hub dataset id, or a
 local text/JSON/CSV/parquet file or directory (`--text_column`, default "text"). Tokenizer: `--tokenizer` (e.g.
@@ -129,13 +130,15 @@ def main(argv: list[str] | None = None) -> dict:
         save_strategy="no", report_to=[], seed=args.seed, label_smoothing_factor=0.0,
         use_cpu=not torch.cuda.is_available(), disable_tqdm=False,
     )
-    Trainer(model=model, args=training_args, train_dataset=blocks["train"]).train()
+    trainer = Trainer(model=model, args=training_args, train_dataset=blocks["train"])
+    trainer.train()
     metrics = evaluate(model, blocks, args.batch_size, args.eval_blocks)
     metrics.update(preset=args.preset, full_precision=args.full_precision, max_steps=args.max_steps,
                    parameters=sum(p.numel() for p in model.parameters()), vocab_size=len(tokenizer))
-    model.save_pretrained(args.output_dir)
-    tokenizer.save_pretrained(args.output_dir)
-    Path(args.output_dir, "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if trainer.is_world_process_zero():  # under torchrun / accelerate launch, one process writes
+        model.save_pretrained(args.output_dir)
+        tokenizer.save_pretrained(args.output_dir)
+        Path(args.output_dir, "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(json.dumps({k: v for k, v in metrics.items() if k != "sparsity"}, indent=2))
     return metrics
 
