@@ -68,3 +68,19 @@ def test_main_job_writes_the_report(tmp_path):
     assert (tmp_path / "sparsity.png").stat().st_size > 1000
     assert report["packed_2bit_bytes"] < report["latent_fp32_bytes"]
     assert json.loads((tmp_path / "report.json").read_text())["runs"]["fp32"][0]["full_precision"] is True
+
+
+def test_pretrain_reads_local_text_and_json_files(tmp_path):
+    import pytest
+
+    folder = tmp_path / "stories"
+    folder.mkdir()
+    (folder / "a.txt").write_text("\n".join(f"story number {i} about a cat" for i in range(40)))
+    (folder / "b.txt").write_text("\n".join(f"story number {i} about a dog" for i in range(40)))
+    corpus = pretrain.load_corpus(str(folder), "text", seed=0)
+    assert set(corpus) == {"train", "validation"} and len(corpus["train"]) + len(corpus["validation"]) == 80
+    jsonl = tmp_path / "data.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"text": f"line {i}"}) for i in range(20)))
+    assert len(pretrain.load_corpus(str(jsonl), "text", seed=0)["train"]) == 19
+    with pytest.raises(ValueError, match=r"unsupported file type 'xml'"):
+        pretrain.load_corpus(str(tmp_path / "x.xml") if (tmp_path / "x.xml").write_text("<a/>") else "", "text", 0)
