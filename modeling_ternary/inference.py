@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .kernels import bf16_matmul, kernels_available, rms_norm, silu_mul, ternary_matmul
-from .packing import as_layout, pack_ternary, unpack_ternary
+from .packing import pack_ternary, unpack_ternary
 from .quantization import quantize_activation
 from .ternary_linear import TernaryLinear
 
@@ -147,13 +147,8 @@ def refuse_backward(x: torch.Tensor) -> torch.Tensor:
 
 def codes_and_row_scales(layer: TernaryLinear, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The int8 codes (out, in) and float32 per-row scales (out,) of a latent or still-packed `TernaryLinear`."""
-    shape = (layer.out_features, layer.in_features)
     if layer.is_packed:
-        layout = as_layout(layer.packing_layout)
-        codes = unpack_ternary(layer.weight_packed, shape, layout, name=f"{name}.weight_packed")
-        scale = layer.weight_scale
-        if not torch.isfinite(scale).all() or (scale <= 0).any():
-            raise ValueError(f"{name}.weight_scale: scale must be finite and > 0 (it is mean|W|).")
+        codes, scale = layer.checked_packed_codes(name)
     else:
         codes, scale = layer.ternary_codes(), layer.current_scale()
     return codes, scale.to(torch.float32).expand(layer.out_features, 1).reshape(-1).contiguous()

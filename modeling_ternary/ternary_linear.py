@@ -106,16 +106,18 @@ class TernaryLinear(nn.Linear):
         self.register_buffer("weight_packed", torch.zeros(packed_shape(shape, layout), dtype=torch.uint8))
         self.register_buffer("weight_scale", torch.ones(scale_shape, dtype=SCALE_DTYPE))
 
-    def unpack_(self, name: str = "weight", dtype: torch.dtype = torch.float32) -> None:
-        """Replace the packed buffers by a latent weight that quantizes back to exactly `codes * scale`.
+    def checked_packed_codes(self, name: str = "weight") -> tuple[torch.Tensor, torch.Tensor]:
+        """The int8 codes (out, in) and scale of the packed buffers, after checking both against the format.
 
         Args:
             name: the layer's name in the model, for error messages (e.g. `model.layers.0.mlp.up_proj`).
-            dtype: floating dtype of the latent weight.
+
+        Returns:
+            `(codes, weight_scale)`.
 
         Raises:
             ValueError: if the packed codes or the scale are invalid (a code 3, a byte > 242, a wrong shape or
-                dtype, a non-positive scale), naming the tensor.
+                dtype, a non-positive scale, a scale shape that does not fit `scale_granularity`), naming the tensor.
         """
         shape = (self.out_features, self.in_features)
         codes = unpack_ternary(self.weight_packed, shape, self.packing_layout, name=f"{name}.weight_packed")
@@ -126,6 +128,19 @@ class TernaryLinear(nn.Linear):
                 f"{name}.weight_scale has shape {tuple(self.weight_scale.shape)}, but the layer's "
                 f"scale_granularity={self.scale_granularity!r} needs {expected_scale_shape}."
             )
+        return codes, self.weight_scale
+
+    def unpack_(self, name: str = "weight", dtype: torch.dtype = torch.float32) -> None:
+        """Replace the packed buffers by a latent weight that quantizes back to exactly `codes * scale`.
+
+        Args:
+            name: the layer's name in the model, for error messages (e.g. `model.layers.0.mlp.up_proj`).
+            dtype: floating dtype of the latent weight.
+
+        Raises:
+            ValueError: as `checked_packed_codes`.
+        """
+        codes, _ = self.checked_packed_codes(name)
         latent = exact_latent_weight(codes, self.weight_scale, self.scale_granularity, self.quant_eps, dtype)
         del self.weight_packed, self.weight_scale, self.packing_layout
         self.weight = nn.Parameter(latent)
