@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -28,15 +26,6 @@ import pretrain  # noqa: E402
 
 from modeling_ternary.evaluation import sparsity_table  # noqa: E402
 from modeling_ternary.pack import pack_checkpoint  # noqa: E402
-
-
-def unigram_perplexity(train_ids: list[list[int]], validation_ids: list[list[int]], vocab_size: int) -> float:
-    """Perplexity on the validation blocks of a unigram model fitted on the training blocks (add-one smoothing)."""
-    counts = Counter(token for block in train_ids for token in block)
-    total = sum(counts.values()) + vocab_size
-    tokens = [token for block in validation_ids for token in block[1:]]
-    nll = -sum(math.log((counts[token] + 1) / total) for token in tokens)
-    return math.exp(nll / len(tokens))
 
 
 def plot_sparsity(sparsity: dict[str, float], path: Path) -> None:
@@ -110,18 +99,12 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def build_report(args, runs, first: Path, packed: Path, sample: str, finetuned: dict) -> dict:
-    corpus = pretrain.load_corpus(args.dataset, "text", args.seeds[0])
-    tokenizer = AutoTokenizer.from_pretrained(first)
-    from modeling_ternary.data import chunk_dataset
-
-    blocks = chunk_dataset(corpus, tokenizer, block_size=128)
     size = {name: sum(f.stat().st_size for f in path.glob("*.safetensors")) for name, path in
             (("latent_fp32_bytes", first), ("packed_2bit_bytes", packed))}
     return {
         "settings": vars(args),
         "runs": runs,
-        "unigram_validation_perplexity": unigram_perplexity(blocks["train"]["input_ids"],
-                                                            blocks["validation"]["input_ids"], len(tokenizer)),
+        "unigram_validation_perplexity": runs["ternary"][0]["unigram_validation_perplexity"],
         "sample": sample,
         "finetune": finetuned,
         **size,

@@ -28,7 +28,7 @@ import modeling_ternary  # noqa: F401  (registers the Auto classes)
 from modeling_ternary import TernaryConfig, TernaryForCausalLM
 from modeling_ternary.corpus import default_corpus, train_wordpiece_tokenizer
 from modeling_ternary.data import chunk_dataset
-from modeling_ternary.evaluation import layer_sparsity, perplexity
+from modeling_ternary.evaluation import layer_sparsity, perplexity, unigram_perplexity
 
 PRESETS = {  # model sizes; "paper" is the 132M TernaryLM
     "tiny": dict(hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4),
@@ -82,7 +82,8 @@ def build_model(args, tokenizer) -> TernaryForCausalLM:
 
 
 def evaluate(model, blocks: DatasetDict, batch_size: int, max_blocks: int | None) -> dict:
-    """Token-weighted perplexity of both splits (train capped at `max_blocks` blocks), their ratio, sparsity."""
+    """Token-weighted perplexity of both splits (train capped at `max_blocks` blocks), their ratio, the unigram
+    baseline, sparsity."""
     results = {}
     for split in ("train", "validation"):
         data = blocks[split]
@@ -92,6 +93,9 @@ def evaluate(model, blocks: DatasetDict, batch_size: int, max_blocks: int | None
         batches = [{"input_ids": ids[i:i + batch_size]} for i in range(0, len(ids), batch_size)]
         results[f"{split}_perplexity"] = perplexity(model, batches)["perplexity"]
     results["validation_over_train_perplexity"] = results["validation_perplexity"] / results["train_perplexity"]
+    results["unigram_validation_perplexity"] = unigram_perplexity(
+        blocks["train"]["input_ids"], blocks["validation"]["input_ids"], model.config.vocab_size
+    )
     if model.config.is_ternary:
         results["sparsity"] = layer_sparsity(model)
     return results

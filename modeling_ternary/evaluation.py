@@ -8,6 +8,7 @@ predicted token of the evaluation set, with plain cross-entropy (no smoothing), 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 
 import torch
@@ -60,6 +61,24 @@ def perplexity(model: nn.Module, batches: Iterable[dict], device: torch.device |
     return {"perplexity": math.exp(total_nll / total_tokens), "nll": total_nll, "tokens": total_tokens}
 
 
+def unigram_perplexity(train_blocks: Iterable[list[int]], validation_blocks: Iterable[list[int]],
+                       vocab_size: int) -> float:
+    """Perplexity on the validation blocks (first token of each block excluded, as for the LM) of a unigram model
+    fitted on the training blocks with add-one smoothing: the baseline a language model must beat.
+
+    Example:
+        >>> round(unigram_perplexity([[1, 1, 1, 2]], [[9, 1, 2]], vocab_size=4), 3)
+        2.828
+    """
+    counts = Counter(token for block in train_blocks for token in block)
+    total = sum(counts.values()) + vocab_size
+    tokens = [token for block in validation_blocks for token in block[1:]]
+    if not tokens:
+        raise ValueError("`validation_blocks` holds no token to predict.")
+    nll = -sum(math.log((counts[token] + 1) / total) for token in tokens)
+    return math.exp(nll / len(tokens))
+
+
 def layer_sparsity(model: nn.Module) -> dict[str, float]:
     """Fraction of zero ternary codes of every `TernaryLinear` in `model`, by module name.
 
@@ -95,4 +114,4 @@ def sparsity_table(sparsity: dict[str, float]) -> dict[int, dict[str, float]]:
     return table
 
 
-__all__ = ["layer_sparsity", "perplexity", "sparsity_table"]
+__all__ = ["layer_sparsity", "perplexity", "sparsity_table", "unigram_perplexity"]

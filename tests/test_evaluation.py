@@ -58,3 +58,10 @@ def test_layer_sparsity_counts_zero_codes():
     assert sorted(table) == [0, 1] and table[1]["up_proj"] == 0.5 and len(table[0]) == 7
     with pytest.raises(ValueError, match=r"no ternary layers"):
         layer_sparsity(TernaryForCausalLM(tiny_config(ternary_modules=[])))
+
+
+def test_unigram_baseline_needs_validation_tokens():
+    from modeling_ternary.evaluation import unigram_perplexity
+
+    with pytest.raises(ValueError, match=r"`validation_blocks` holds no token to predict"):
+        unigram_perplexity([[1, 2]], [[5]], vocab_size=4)

@@ -50,10 +50,10 @@ def test_finetune_script_from_a_packed_checkpoint_and_label_check(tmp_path):
 
 
 def test_unigram_baseline_perplexity_by_hand():
-    import main_job
+    from modeling_ternary.evaluation import unigram_perplexity
 
     # train counts: token 1 x3, token 2 x1; vocab 4 with add-one: p(1) = 4/8, p(2) = 2/8
-    ppl = main_job.unigram_perplexity([[1, 1, 1, 2]], [[9, 1, 2]], vocab_size=4)
+    ppl = unigram_perplexity([[1, 1, 1, 2]], [[9, 1, 2]], vocab_size=4)
     assert abs(ppl - math.exp(-(math.log(4 / 8) + math.log(2 / 8)) / 2)) < 1e-12
 
 
