@@ -32,14 +32,10 @@ SYSTEMS = ["llama-fp32", "llama-bf16", "ternary-inference", "ternary-training-mo
            "llamacpp-tq2_0", "llamacpp-tq1_0", "llamacpp-f16"]
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: peak resident), in MB."""
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
-
-
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+        return next(int(line.split()[1]) for line in status if line.startswith(field)) / 1024
 
 
 def _median_seconds(function, repeats: int) -> float:
@@ -150,7 +146,7 @@ def worker(system: str, workdir: Path, dims: dict, decode_tokens: int, prefill_s
 
     torch.manual_seed(0)
     _import_libraries(system)
-    rss_after_imports = _rss_mb()
+    rss_after_imports = _status_mb("VmRSS")
     start = time.perf_counter()
     generate, forward, file_bytes = _load_system(system, workdir, dims)
     load_seconds = time.perf_counter() - start
@@ -158,9 +154,9 @@ def worker(system: str, workdir: Path, dims: dict, decode_tokens: int, prefill_s
     batch = torch.randint(1000, 2000, prefill_shape)
     if system == "bitnet-bitlinear":  # ~1 token/s: fewer tokens and one repeat keep the run short
         decode_tokens, repeats = max(4, decode_tokens // 16), 1
-    memory_after_load = _rss_mb() - rss_after_imports
+    memory_after_load = _status_mb("VmRSS") - rss_after_imports
     decode = _median_seconds(lambda: generate(prompt, decode_tokens), repeats)
-    decode_memory = _peak_rss_mb() - rss_after_imports  # weights touched, KV cache of 80 tokens
+    decode_memory = _status_mb("VmHWM") - rss_after_imports  # weights touched, KV cache of 80 tokens
     prefill = _median_seconds(lambda: forward(batch), max(1, repeats // 2))
     return {
         "system": system, "load_seconds": load_seconds, "checkpoint_bytes": file_bytes,

@@ -25,6 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .packing import PACKING_FORMAT_VERSION, as_layout, pack_ternary
+from .quantization import ternary_codes
 from .ternary_linear import TernaryLinear
 
 PACKED_TENSOR_SUFFIXES = (".weight_packed", ".weight_scale")
@@ -85,8 +86,10 @@ def _packed_state_dict(model, ternary_layers: dict, layout, float_dtype: torch.d
         module_name, _, attribute = key.rpartition(".")
         if module_name in ternary_layers and attribute == "weight":
             layer = ternary_layers[module_name]
-            state[f"{module_name}.weight_packed"] = pack_ternary(layer.ternary_codes(), layout)
-            state[f"{module_name}.weight_scale"] = layer.current_scale().to(torch.float32)
+            scale = layer.current_scale()  # computed once for the codes and the stored scale
+            codes = ternary_codes(layer.weight.detach(), scale).to(torch.int8)
+            state[f"{module_name}.weight_packed"] = pack_ternary(codes, layout)
+            state[f"{module_name}.weight_scale"] = scale.to(torch.float32)
         elif value.is_floating_point():
             state[key] = value.detach().to(float_dtype)
         else:
