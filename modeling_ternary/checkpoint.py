@@ -15,6 +15,7 @@ fine-tuned like one loaded from a latent checkpoint.
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import os
 import struct
@@ -37,15 +38,18 @@ def save_packed(
     save_directory: str | os.PathLike,
     layout: str = "2bit",
     float_dtype: torch.dtype | str = torch.bfloat16,
+    model_card: bool = True,
     **save_kwargs,
 ) -> Path:
-    """Write `model` as a packed checkpoint (the release format); `model` itself is not changed.
+    """Write `model` as a packed checkpoint (the release format), with a model card; `model` is not changed.
 
     Args:
         model: a `TernaryPreTrainedModel` with latent weights.
         save_directory: output directory (created if needed).
         layout: `"2bit"` (4 codes a byte, BitNet-compatible) or `"1.6bit"` (5 codes a byte, base 3).
         float_dtype: dtype of every tensor that is not a ternary code or scale (`torch.bfloat16` by default).
+        model_card: write `README.md`, the model card of `model_card.py` (format, sizes, how to load; metrics
+            when given a training report there). False leaves the card to the caller.
         **save_kwargs: passed to `save_pretrained` (e.g. `push_to_hub=True`, `max_shard_size`).
 
     Returns:
@@ -77,7 +81,22 @@ def save_packed(
     packed_model.load_state_dict(state, strict=True, assign=True)
     packed_model.save_pretrained(save_directory, **save_kwargs)
     _write_format_metadata(Path(save_directory), layout.value)
+    if model_card:
+        _write_model_card(Path(save_directory))
     return Path(save_directory)
+
+
+def _write_model_card(directory: Path) -> None:
+    # Imported by name at run time, not with `from .model_card import ...`: this file is copied to the Hub as remote
+    # code together with the modules it imports, and model_card.py (jinja2, huggingface_hub) must not be. Where the
+    # code runs as remote code, model_card.py is absent and no card is written.
+    try:
+        model_card = importlib.import_module(".model_card", __package__)
+    except ModuleNotFoundError as error:
+        if error.name != f"{__package__}.model_card":
+            raise
+        return
+    model_card.write_model_card(directory)
 
 
 def _packed_state_dict(model, ternary_layers: dict, layout, float_dtype: torch.dtype) -> dict[str, torch.Tensor]:
