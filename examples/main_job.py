@@ -6,7 +6,8 @@
 
 Writes to --output_dir: one directory per trained model, the packed checkpoint, the fine-tuned classifier's
 metrics, `sparsity.png` and `report.md` (the table of ternary vs FP32 perplexities and their train/val ratios, the
-unigram baseline, sizes, a generated sample, fine-tuning scores beside the majority baseline), plus `report.json`.
+unigram baseline, sizes, a generated sample, fine-tuning scores beside the majority baseline), plus `report.json`;
+the packed checkpoint gets the model card (`README.md`) filled from that report.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import finetune  # noqa: E402
 import pretrain  # noqa: E402
 
 from modeling_ternary.evaluation import sparsity_table  # noqa: E402
+from modeling_ternary.model_card import write_model_card  # noqa: E402
 from modeling_ternary.pack import pack_checkpoint  # noqa: E402
 
 
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
     plot_sparsity(runs["ternary"][0]["sparsity"], out / "sparsity.png")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(report_markdown(report))
-    print(f"== wrote {out / 'report.md'}")
+    write_model_card(packed, report=report)  # the release checkpoint's README.md, with the measured metrics
+    print(f"== wrote {out / 'report.md'} and the model card {packed / 'README.md'}")
     return report
 
 

@@ -1,9 +1,11 @@
 """Command line: pack a latent checkpoint into the packed release format.
 
     python -m modeling_ternary.pack CHECKPOINT OUT [--layout 2bit|1.6bit] [--float-dtype bfloat16|float16|float32]
+        [--report runs/main/report.json]
 
 CHECKPOINT is a directory or Hub id written by `save_pretrained` (or a Trainer checkpoint); OUT receives the packed
-checkpoint, with the tokenizer copied when CHECKPOINT has one.
+checkpoint, with the tokenizer copied when CHECKPOINT has one, and its model card (`README.md`, with the measured
+metrics of `--report` when given).
 """
 
 from __future__ import annotations
@@ -14,20 +16,23 @@ from pathlib import Path
 from transformers import AutoConfig, AutoTokenizer
 
 from .checkpoint import FLOAT_DTYPES, save_packed
+from .model_card import write_model_card
 from .modeling_ternary import TernaryForCausalLM, TernaryForSequenceClassification, TernaryModel
 from .packing import TernaryLayout
 
 _CLASSES = {cls.__name__: cls for cls in (TernaryForCausalLM, TernaryForSequenceClassification, TernaryModel)}
 
 
-def pack_checkpoint(checkpoint: str, output_dir: str, layout: str = "2bit", float_dtype: str = "bfloat16") -> Path:
-    """Load a latent Ternary checkpoint and write it packed, tokenizer included.
+def pack_checkpoint(checkpoint: str, output_dir: str, layout: str = "2bit", float_dtype: str = "bfloat16",
+                    report: dict | str | None = None) -> Path:
+    """Load a latent Ternary checkpoint and write it packed, tokenizer and model card included.
 
     Args:
         checkpoint: directory or Hub id of a latent checkpoint.
         output_dir: where to write the packed checkpoint.
         layout: `"2bit"` or `"1.6bit"`.
         float_dtype: `"bfloat16"`, `"float16"` or `"float32"`, for the non-ternary tensors.
+        report: the training report (`report.json` of `examples/main_job.py`, dict or path) for the model card.
 
     Returns:
         `output_dir` as a `Path`.
@@ -48,6 +53,8 @@ def pack_checkpoint(checkpoint: str, output_dir: str, layout: str = "2bit", floa
         AutoTokenizer.from_pretrained(checkpoint).save_pretrained(output_dir)
     except (OSError, ValueError, TypeError):
         print(f"No tokenizer found in {checkpoint}: the packed checkpoint has none.")
+    if report is not None:  # save_packed wrote the card without measured metrics
+        write_model_card(output_dir, report=report)
     return Path(output_dir)
 
 
@@ -57,8 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("output_dir", help="directory for the packed checkpoint")
     parser.add_argument("--layout", choices=[layout.value for layout in TernaryLayout], default="2bit")
     parser.add_argument("--float-dtype", choices=list(FLOAT_DTYPES), default="bfloat16")
+    parser.add_argument("--report", default=None, help="report.json of examples/main_job.py, for the model card")
     args = parser.parse_args(argv)
-    output = pack_checkpoint(args.checkpoint, args.output_dir, args.layout, args.float_dtype)
+    output = pack_checkpoint(args.checkpoint, args.output_dir, args.layout, args.float_dtype, args.report)
     size = sum(f.stat().st_size for f in output.glob("*.safetensors"))
     print(f"Packed {args.checkpoint} -> {output} ({args.layout}, {size / 1e6:.2f} MB of safetensors)")
 
