@@ -32,23 +32,40 @@ INFERENCE_ERROR = (
 class PackedTernaryLinear(nn.Module):
     """One or more ternary matrices (stacked along the output dimension), packed 2-bit, for inference only.
 
+    Each matrix keeps its own packed tensor (buffers `weight_packed_0`, `weight_packed_1`, ...): loaded from a "2bit"
+    packed checkpoint, these are the checkpoint's tensors themselves, zero-copy views of the memory-mapped file.
+
     Args:
-        codes: int8 codes in {-1, 0, +1}, shape (out, in).
-        row_scales: float32 scale of each output row, shape (out,).
-        bias: optional float bias (out,).
+        packed: one uint8 tensor per matrix, shape (ceil(out_i / 4), in), the "2bit" layout of `packing.py`.
+        row_scales: float32 scale of each output row of the stacked matrices, shape (sum of out_i,).
+        bias: optional float bias (sum of out_i,).
         activation_bits: 8 (one kernel pass, BitNet's A8) or 16 (two passes, ~15-bit activations).
-        split_sizes: output widths of the stacked matrices; `forward` returns a tuple when there are several.
+        split_sizes: out_i of each matrix; `forward` returns a tuple when there are several.
     """
 
-    def __init__(self, codes: torch.Tensor, row_scales: torch.Tensor, bias: torch.Tensor | None,
-                 activation_bits: int, split_sizes: list[int] | None = None):
+    def __init__(self, packed: list[torch.Tensor], row_scales: torch.Tensor, bias: torch.Tensor | None,
+                 activation_bits: int, split_sizes: list[int]):
         super().__init__()
-        self.out_features, self.in_features = codes.shape
+        if len(packed) != len(split_sizes):
+            raise ValueError(f"one packed tensor per matrix: got {len(packed)} for split_sizes {split_sizes}")
+        self.in_features = packed[0].shape[1]
+        self.out_features = sum(split_sizes)
         self.passes = 1 if activation_bits == 8 else 2
-        self.split_sizes = split_sizes or [self.out_features]
-        self.register_buffer("weight_packed", pack_ternary(codes, "2bit").contiguous())
+        self.split_sizes = list(split_sizes)
+        for index, part in enumerate(packed):
+            self.register_buffer(f"weight_packed_{index}", part.contiguous())
         self.register_buffer("row_scales", row_scales.to(torch.float32).contiguous())
         self.register_buffer("bias", None if bias is None else bias.detach().to(torch.float32).clone())
+
+    @property
+    def packed_parts(self) -> list[torch.Tensor]:
+        """The packed tensor of each stacked matrix."""
+        return [getattr(self, f"weight_packed_{index}") for index in range(len(self.split_sizes))]
+
+    def codes(self) -> torch.Tensor:
+        """The int8 codes of the stacked matrices, (out_features, in_features) (unpacked on each call)."""
+        return torch.cat([unpack_ternary(part, (size, self.in_features), "2bit")
+                          for part, size in zip(self.packed_parts, self.split_sizes)])
 
     def forward(self, x: torch.Tensor):
         y = self._matmul(x)
@@ -65,17 +82,16 @@ class PackedTernaryLinear(nn.Module):
 
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type == "cpu" and kernels_available():
-            y = ternary_matmul(x, self.weight_packed, self.row_scales, self.out_features, self.passes)
+            y = ternary_matmul(x, self.packed_parts, self.row_scales, self.split_sizes, self.passes)
         else:
             y = self._reference_forward(x)
         return y if self.bias is None else y + self.bias
 
     def _reference_forward(self, x: torch.Tensor) -> torch.Tensor:
         # Same arithmetic with PyTorch ops (GPU, or no C++ compiler): unpacks the codes on every call.
-        codes = unpack_ternary(self.weight_packed, (self.out_features, self.in_features), "2bit", dtype=x.dtype)
         if self.passes == 1:
             x = quantize_activation(x)
-        return nn.functional.linear(x, codes * self.row_scales.to(x.dtype).unsqueeze(1))
+        return nn.functional.linear(x, self.codes().to(x.dtype) * self.row_scales.to(x.dtype).unsqueeze(1))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.split_sizes}, passes={self.passes}"
@@ -145,26 +161,32 @@ def refuse_backward(x: torch.Tensor) -> torch.Tensor:
     return _RefuseBackward.apply(x.detach().requires_grad_())
 
 
-def codes_and_row_scales(layer: TernaryLinear, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The int8 codes (out, in) and float32 per-row scales (out,) of a latent or still-packed `TernaryLinear`."""
-    if layer.is_packed:
-        codes, scale = layer.checked_packed_codes(name)
+def packed_and_row_scales(layer: TernaryLinear, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The "2bit" packed codes (ceil(out / 4), in) and float32 per-row scales (out,) of a `TernaryLinear`.
+
+    A layer loaded from a "2bit" checkpoint gives its own buffer, checked but not copied; a latent layer or a
+    "1.6bit" one is packed anew.
+    """
+    if layer.is_packed and layer.packing_layout == "2bit":
+        packed, scale = layer.checked_packed_buffers(name)
     else:
-        codes, scale = layer.ternary_codes(), layer.current_scale()
-    return codes, scale.to(torch.float32).expand(layer.out_features, 1).reshape(-1).contiguous()
+        codes, scale = layer.checked_packed_codes(name) if layer.is_packed else (layer.ternary_codes(),
+                                                                                 layer.current_scale())
+        packed = pack_ternary(codes, "2bit")
+    return packed, scale.to(torch.float32).expand(layer.out_features, 1).reshape(-1).contiguous()
 
 
 def _inference_projection(layers: list[nn.Module], names: list[str], activation_bits: int) -> nn.Module:
     """Stack ternary layers into one `PackedTernaryLinear`; a single non-ternary layer becomes `BFloat16Linear`."""
     if len(layers) == 1 and not isinstance(layers[0], TernaryLinear):
         return BFloat16Linear(layers[0])
-    parts = [codes_and_row_scales(layer, name) for layer, name in zip(layers, names)]
+    parts = [packed_and_row_scales(layer, name) for layer, name in zip(layers, names)]
     biases = [layer.bias for layer in layers]
     bias = None if all(b is None for b in biases) else torch.cat(
         [b.detach().float() if b is not None else torch.zeros(layer.out_features) for b, layer in zip(biases, layers)]
     )
     return PackedTernaryLinear(
-        torch.cat([codes for codes, _ in parts]), torch.cat([scales for _, scales in parts]), bias,
+        [packed for packed, _ in parts], torch.cat([scales for _, scales in parts]), bias,
         activation_bits, split_sizes=[layer.out_features for layer in layers],
     )
 

@@ -1,7 +1,9 @@
 """CPU kernels of the inference mode, compiled on first use with `torch.utils.cpp_extension.load_inline`.
 
 `ternary_matmul(x, packed, scale, out_features, passes)` multiplies activations by a ternary matrix kept in the
-"2bit" packed layout of `packing.py` (4 codes a byte along the output dimension), never unpacking it in memory:
+"2bit" packed layout of `packing.py` (4 codes a byte along the output dimension), never unpacking it in memory;
+`packed` may be several such matrices (q/k/v), each its own tensor, so that a packed checkpoint's tensors are used
+where they lie (zero-copy views of the memory-mapped file) and still multiplied in one call:
 
     x (M, K) float  ->  per row m: s_m = 127 / max|x_m|,  q1 = round(x_m * s_m)            (int8, as BitNet's A8)
                         and, for passes=2, q2 = round((x_m * s_m - q1) * 254)           (int8 residual)
@@ -26,6 +28,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from collections.abc import Sequence
 
 import torch
 
@@ -36,6 +39,7 @@ _CPP_SOURCE = r"""
 #include <cmath>
 #include <cstring>
 #include <cstdint>
+#include <vector>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -49,7 +53,7 @@ static void quantize_rows(const float* x, int64_t M, int64_t K, int passes, int8
       float amax = 0.f;
       for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(row[k]));
       amax = std::max(amax, 1e-5f);
-      const float s = 127.f / amax;
+      const float s = (1.f / amax) * 127.f;  // as quantize_activation's PyTorch arithmetic
       inv_scale[m] = 1.f / s;
       int32_t s1 = 0, s2 = 0;
       for (int64_t k = 0; k < K; ++k) {
@@ -118,25 +122,52 @@ static inline void dot4(const uint8_t* prow, const int8_t* q, const int8_t* q2, 
 #endif
 }
 
-torch::Tensor ternary_matmul(torch::Tensor x, torch::Tensor packed, torch::Tensor scale, int64_t N, int64_t passes) {
-  TORCH_CHECK(packed.dtype() == torch::kUInt8 && packed.dim() == 2 && packed.is_contiguous(), "packed: uint8 (R, K)");
-  TORCH_CHECK(scale.dtype() == torch::kFloat32 && scale.numel() == N, "scale: float32 with out_features values");
+// packed rows (R, K) of one matrix of N output rows: packed row j holds output rows j, R + j, 2R + j, 3R + j.
+struct PackedPart {
+  const uint8_t* data;
+  int64_t rows, out_rows, first_row, first_out;
+};
+
+// Stacked matrices (q/k/v, gate/up): each part keeps its own packed tensor (possibly a zero-copy view of the
+// checkpoint file); the output concatenates the parts' outputs.
+static std::vector<PackedPart> packed_parts(const std::vector<torch::Tensor>& parts,
+                                            const std::vector<int64_t>& out_sizes, int64_t K) {
+  TORCH_CHECK(!parts.empty() && parts.size() == out_sizes.size(), "one out_features value per packed part");
+  std::vector<PackedPart> result;
+  int64_t first_row = 0, first_out = 0;
+  for (size_t s = 0; s < parts.size(); ++s) {
+    const auto& part = parts[s];
+    TORCH_CHECK(part.dtype() == torch::kUInt8 && part.dim() == 2 && part.is_contiguous() && part.size(1) == K,
+                "packed parts: contiguous uint8 (R, in_features)");
+    const int64_t R = part.size(0), N = out_sizes[s];
+    TORCH_CHECK(R == (N + 3) / 4, "packed rows do not match out_features");
+    result.push_back({part.data_ptr<uint8_t>(), R, N, first_row, first_out});
+    first_row += R;
+    first_out += N;
+  }
+  return result;
+}
+
+torch::Tensor ternary_matmul(torch::Tensor x, std::vector<torch::Tensor> parts, torch::Tensor scale,
+                             std::vector<int64_t> out_sizes, int64_t passes) {
   TORCH_CHECK(passes == 1 || passes == 2, "passes must be 1 or 2");
   const auto out_dtype = x.scalar_type();
   auto xf = x.to(torch::kFloat32).contiguous();
-  const int64_t K = packed.size(1), R = packed.size(0);
-  TORCH_CHECK(xf.size(-1) == K, "x: last dimension must equal in_features");
-  TORCH_CHECK(R * 4 >= N && (R - 1) * 4 < N + 3, "packed rows do not match out_features");
+  const int64_t K = xf.size(-1);
+  const auto segments = packed_parts(parts, out_sizes, K);
+  const int64_t R = segments.back().first_row + segments.back().rows;
+  const int64_t N = segments.back().first_out + segments.back().out_rows;
+  TORCH_CHECK(scale.dtype() == torch::kFloat32 && scale.numel() == N && scale.is_contiguous(),
+              "scale: contiguous float32 with out_features values");
   const int64_t M = xf.numel() / K;
   auto q1 = torch::empty({M, K}, torch::kInt8), q2 = torch::empty({passes == 2 ? M : 1, K}, torch::kInt8);
   auto inv_scale = torch::empty({M}, torch::kFloat32);
   auto sums = torch::empty({2, M}, torch::kInt32);
   quantize_rows(xf.data_ptr<float>(), M, K, (int)passes, q1.data_ptr<int8_t>(), q2.data_ptr<int8_t>(),
                 inv_scale.data_ptr<float>(), sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + M);
-  auto out_sizes = xf.sizes().vec();
-  out_sizes.back() = N;
+  auto out_sizes_full = xf.sizes().vec();
+  out_sizes_full.back() = N;
   auto y = torch::empty({M, N}, torch::kFloat32);
-  const uint8_t* P = packed.data_ptr<uint8_t>();
   const float* g = scale.data_ptr<float>();
   const int8_t* Q1 = q1.data_ptr<int8_t>();
   const int8_t* Q2 = q2.data_ptr<int8_t>();
@@ -146,14 +177,19 @@ torch::Tensor ternary_matmul(torch::Tensor x, torch::Tensor packed, torch::Tenso
   float* Y = y.data_ptr<float>();
   at::parallel_for(0, R, 8, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
-      const uint8_t* prow = P + p * K;
+      size_t s = 0;
+      while (p >= segments[s].first_row + segments[s].rows) ++s;  // at most 3 parts
+      const PackedPart& part = segments[s];
+      const int64_t j = p - part.first_row;
+      const uint8_t* prow = part.data + j * K;
       for (int64_t m = 0; m < M; ++m) {
         int32_t a1[4] = {0, 0, 0, 0}, a2[4] = {0, 0, 0, 0};
         if (passes == 2) dot4<true>(prow, Q1 + m * K, Q2 + m * K, K, a1, a2);
         else dot4<false>(prow, Q1 + m * K, nullptr, K, a1, a2);
         for (int b = 0; b < 4; ++b) {
-          const int64_t n = b * R + p;
-          if (n >= N) continue;
+          const int64_t local = b * part.rows + j;
+          if (local >= part.out_rows) continue;  // padding rows of the last quarter
+          const int64_t n = part.first_out + local;
           float v = (float)(a1[b] - S1[m]);
           if (passes == 2) v += (float)(a2[b] - S2[m]) * (1.f / 254.f);
           Y[m * N + n] = v * g[n] * inv[m];
@@ -161,7 +197,7 @@ torch::Tensor ternary_matmul(torch::Tensor x, torch::Tensor packed, torch::Tenso
       }
     }
   });
-  return y.view(out_sizes).to(out_dtype);
+  return y.view(out_sizes_full).to(out_dtype);
 }
 
 // y = x / sqrt(mean(x^2) + eps) * weight over the last dimension (float32), as LlamaRMSNorm.
@@ -251,6 +287,30 @@ torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale) {
   return out;
 }
 
+// 8-bit absmax fake quantization per row of x (M, K), float32, the exact arithmetic of
+// quantization.quantize_activation: s = 127 / max(max|x|, eps), y = clamp(round(x * s), -128, 127) / s.
+torch::Tensor activation_fake_quantize(torch::Tensor x, double eps) {
+  TORCH_CHECK(x.dtype() == torch::kFloat32, "activation_fake_quantize: float32 input");
+  auto xc = x.contiguous();
+  const int64_t K = xc.size(-1), M = K == 0 ? 0 : xc.numel() / K;
+  auto out = torch::empty_like(xc);
+  const float* X = xc.data_ptr<float>();
+  float* O = out.data_ptr<float>();
+  at::parallel_for(0, M, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      const float* row = X + m * K;
+      float amax = 0.f;
+      for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(row[k]));
+      // (1 / amax) * 127, not 127 / amax: PyTorch evaluates `127.0 / tensor` as `tensor.reciprocal() * 127`
+      const float s = (1.f / std::max(amax, (float)eps)) * 127.f;
+      for (int64_t k = 0; k < K; ++k) {
+        O[m * K + k] = std::max(-128.f, std::min(127.f, std::nearbyint(row[k] * s))) / s;
+      }
+    }
+  });
+  return out;
+}
+
 torch::Tensor bf16_matmul(torch::Tensor x, torch::Tensor weight) {
   TORCH_CHECK(weight.dtype() == torch::kBFloat16 && weight.dim() == 2 && weight.is_contiguous(), "weight: bf16 (N, K)");
   const auto out_dtype = x.scalar_type();
@@ -303,14 +363,17 @@ torch::Tensor bf16_matmul(torch::Tensor x, torch::Tensor weight) {
 """
 
 _CPP_DECLARATIONS = """
-torch::Tensor ternary_matmul(torch::Tensor x, torch::Tensor packed, torch::Tensor scale, int64_t N, int64_t passes);
+torch::Tensor ternary_matmul(torch::Tensor x, std::vector<torch::Tensor> parts, torch::Tensor scale,
+                             std::vector<int64_t> out_sizes, int64_t passes);
 torch::Tensor bf16_matmul(torch::Tensor x, torch::Tensor weight);
 torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps);
 torch::Tensor silu_mul(torch::Tensor fused);
 torch::Tensor abs_row_sums(torch::Tensor w);
 torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale);
+torch::Tensor activation_fake_quantize(torch::Tensor x, double eps);
 """
-_FUNCTIONS = ["ternary_matmul", "bf16_matmul", "rms_norm", "silu_mul", "abs_row_sums", "ternary_fake_quantize"]
+_FUNCTIONS = ["ternary_matmul", "bf16_matmul", "rms_norm", "silu_mul", "abs_row_sums", "ternary_fake_quantize",
+              "activation_fake_quantize"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -332,7 +395,7 @@ def build_extension(native: bool = True):
 
     target = torch.backends.cpu.get_cpu_capability().lower() if native else "portable"
     return load_inline(
-        name=f"modeling_ternary_kernels_{target}_v4",
+        name=f"modeling_ternary_kernels_{target}_v6",
         cpp_sources=[_CPP_DECLARATIONS, _CPP_SOURCE],
         functions=_FUNCTIONS,
         extra_cflags=["-O3", "-fopenmp"] + (["-march=native"] if native else []),
@@ -346,21 +409,24 @@ def kernels_available() -> bool:
     return _extension() is not None
 
 
-def ternary_matmul(x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, out_features: int,
-                   passes: int) -> torch.Tensor:
+def ternary_matmul(x: torch.Tensor, packed: torch.Tensor | Sequence[torch.Tensor], scale: torch.Tensor,
+                   out_features: int | Sequence[int], passes: int) -> torch.Tensor:
     """`x @ (codes * scale).T` with codes read from the "2bit" packed layout; see the module docstring.
 
     Args:
         x: activations (..., in_features), float32 or bfloat16, on the CPU.
-        packed: uint8 (ceil(out_features / 4), in_features), contiguous.
-        scale: float32 (out_features,), the per-row scale (a per-tensor scale repeated).
-        out_features: N.
+        packed: uint8 (ceil(out_features / 4), in_features), contiguous; or a list of such tensors, one per stacked
+            matrix (q/k/v, gate/up), multiplied as if their codes were concatenated along the output dimension.
+        scale: float32 (sum of out_features,), the per-row scale (a per-tensor scale repeated).
+        out_features: N, or one N per packed tensor.
         passes: 1 (8-bit activations) or 2 (~15-bit activations).
 
     Returns:
-        (..., out_features) in `x`'s dtype.
+        (..., sum of out_features) in `x`'s dtype.
     """
-    return _extension().ternary_matmul(x, packed, scale, out_features, passes)
+    parts = [packed] if isinstance(packed, torch.Tensor) else list(packed)
+    out_sizes = [out_features] if isinstance(out_features, int) else list(out_features)
+    return _extension().ternary_matmul(x, parts, scale, out_sizes, passes)
 
 
 def bf16_matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -386,3 +452,8 @@ def abs_row_sums(weight: torch.Tensor) -> torch.Tensor:
 def ternary_fake_quantize(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """`clamp(round(weight / scale), -1, 1) * scale` for a float32 matrix in one pass (scale: () or (rows, 1))."""
     return _extension().ternary_fake_quantize(weight, scale)
+
+
+def activation_fake_quantize(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """8-bit absmax fake quantization per row of a float32 tensor in one pass (`quantize_activation`'s arithmetic)."""
+    return _extension().activation_fake_quantize(x, eps)

@@ -227,8 +227,23 @@ def _trit_table(device: torch.device) -> torch.Tensor:
     return ((byte.unsqueeze(0) // place.unsqueeze(1)) % 3).to(torch.uint8).to(device)  # (5, 256)
 
 
-def _check_packed(packed: torch.Tensor, shape: tuple[int, ...], layout: TernaryLayout, name: str) -> None:
-    """Raise if `packed` is not a uint8 tensor of the packed shape of `shape` holding only valid bytes."""
+def check_packed(
+    packed: torch.Tensor, shape: Sequence[int], layout: TernaryLayout | str, name: str = "packed"
+) -> None:
+    """Raise if `packed` is not a uint8 tensor of the packed shape of `shape` holding only valid bytes.
+
+    Args:
+        packed: the packed tensor to check.
+        shape: the shape of the ternary tensor it packs.
+        layout: `"2bit"` or `"1.6bit"`.
+        name: the tensor's name, for error messages.
+
+    Raises:
+        TypeError: if `packed` is not a tensor.
+        ValueError: for a wrong dtype or shape, or an invalid byte (code 3 in "2bit", a byte > 242 in "1.6bit").
+    """
+    layout = as_layout(layout)
+    shape = _check_shape(shape)
     if not isinstance(packed, torch.Tensor):
         raise TypeError(f"{name}: packed must be a torch.Tensor, got {type(packed).__name__}")
     if packed.dtype != torch.uint8:
@@ -293,7 +308,7 @@ def unpack_ternary(
     layout = as_layout(layout)
     shape = _check_shape(shape)
     _check_out_dtype(dtype)
-    _check_packed(packed, shape, layout, name)
+    check_packed(packed, shape, layout, name)
     k = _CODES_PER_BYTE[layout]
     cols = shape[1] if len(shape) == 2 else 1
     bytes_2d = packed.reshape(packed.shape[0], cols)  # (R, in); in = 1 for a 1-D tensor

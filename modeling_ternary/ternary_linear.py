@@ -10,7 +10,7 @@ from torch import nn
 
 from .configuration_ternary import ACTIVATION_QUANT_CHOICES, SCALE_GRANULARITY_CHOICES
 from .latent import exact_latent_weight
-from .packing import SCALE_DTYPE, as_layout, check_scale, packed_shape, unpack_ternary
+from .packing import SCALE_DTYPE, as_layout, check_packed, check_scale, packed_shape, unpack_ternary
 from .quantization import (
     StraightThroughEstimator,
     absmean_scale,
@@ -119,8 +119,30 @@ class TernaryLinear(nn.Linear):
             ValueError: if the packed codes or the scale are invalid (a code 3, a byte > 242, a wrong shape or
                 dtype, a non-positive scale, a scale shape that does not fit `scale_granularity`), naming the tensor.
         """
+        self._check_packed_scale(name)
         shape = (self.out_features, self.in_features)
         codes = unpack_ternary(self.weight_packed, shape, self.packing_layout, name=f"{name}.weight_packed")
+        return codes, self.weight_scale
+
+    def checked_packed_buffers(self, name: str = "weight") -> tuple[torch.Tensor, torch.Tensor]:
+        """The packed buffers themselves (`weight_packed`, `weight_scale`), after the checks of
+        `checked_packed_codes`, without unpacking (inference uses the "2bit" bytes as they are).
+
+        Args:
+            name: the layer's name in the model, for error messages.
+
+        Returns:
+            `(weight_packed, weight_scale)`.
+
+        Raises:
+            ValueError: as `checked_packed_codes`.
+        """
+        self._check_packed_scale(name)
+        check_packed(self.weight_packed, (self.out_features, self.in_features), self.packing_layout,
+                     name=f"{name}.weight_packed")
+        return self.weight_packed, self.weight_scale
+
+    def _check_packed_scale(self, name: str) -> None:
         check_scale(self.weight_scale, self.out_features, name=f"{name}.weight_scale")
         expected_scale_shape = () if self.scale_granularity == "per_tensor" else (self.out_features, 1)
         if tuple(self.weight_scale.shape) != expected_scale_shape:
@@ -128,7 +150,6 @@ class TernaryLinear(nn.Linear):
                 f"{name}.weight_scale has shape {tuple(self.weight_scale.shape)}, but the layer's "
                 f"scale_granularity={self.scale_granularity!r} needs {expected_scale_shape}."
             )
-        return codes, self.weight_scale
 
     def unpack_(self, name: str = "weight", dtype: torch.dtype = torch.float32) -> None:
         """Replace the packed buffers by a latent weight that quantizes back to exactly `codes * scale`.

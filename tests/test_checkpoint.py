@@ -196,13 +196,14 @@ MESSAGES = {
 }
 
 
+@pytest.mark.parametrize("inference", [False, True], ids=["unpacked", "inference-mode"])
 @pytest.mark.parametrize("damage", list(DAMAGES))
-def test_damaged_packed_checkpoints_raise_a_clear_error(tmp_path, damage):
+def test_damaged_packed_checkpoints_raise_a_clear_error(tmp_path, damage, inference):
     layout, edits = DAMAGES[damage]
     TernaryForCausalLM(tiny_config()).save_packed(tmp_path / "good", layout=layout)
     damaged = _damaged_copy(tmp_path / "good", tmp_path / "damaged", **edits)
     with pytest.raises(ValueError, match=MESSAGES[damage]):
-        AutoModelForCausalLM.from_pretrained(damaged)
+        AutoModelForCausalLM.from_pretrained(damaged, inference=inference)
 
 
 def test_latent_checkpoint_with_a_wrong_shape_is_an_error_naming_the_tensor(tmp_path):

@@ -4,7 +4,7 @@ from transformers import AutoModelForCausalLM, DynamicCache
 
 import modeling_ternary.inference as inference
 from modeling_ternary import TernaryForCausalLM, TernaryForSequenceClassification, TernaryLinear, kernels
-from modeling_ternary.packing import pack_ternary, unpack_ternary
+from modeling_ternary.packing import pack_ternary
 from modeling_ternary.quantization import quantize_activation
 from tests.conftest import tiny_config
 
@@ -35,6 +35,19 @@ def test_ternary_matmul_kernel_against_references(out_features, in_features, row
     two_pass = kernels.ternary_matmul(x, packed, scales, out_features, 2)
     assert _relative_error(two_pass, x @ dense.t()) < 2e-4  # ~15-bit activations
     assert kernels.ternary_matmul(x.bfloat16(), packed, scales, out_features, 2).dtype == torch.bfloat16
+
+
+def test_ternary_matmul_of_stacked_parts_equals_the_concatenated_matrix():
+    """q/k/v-style stacking: parts of different heights (padding rows included) multiplied in one call."""
+    sizes = [13, 6, 64]
+    codes = [torch.randint(-1, 2, (n, 70), dtype=torch.int8) for n in sizes]
+    scales = torch.rand(sum(sizes)) * 0.05 + 0.01
+    x = torch.randn(3, 70)
+    stacked = kernels.ternary_matmul(x, [pack_ternary(c, "2bit") for c in codes], scales, sizes, 1)
+    single = kernels.ternary_matmul(x, pack_ternary(torch.cat(codes), "2bit"), scales, sum(sizes), 1)
+    torch.testing.assert_close(stacked, single, rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="packed rows do not match out_features"):
+        kernels.ternary_matmul(x, [pack_ternary(c, "2bit") for c in codes], scales, [12, 7, 64], 1)
 
 
 def test_small_kernels_against_torch():
@@ -71,7 +84,7 @@ def test_inference_model_holds_the_same_ternary_codes(tmp_path):
     for index in range(2):
         attention = latent.model.layers[index].self_attn
         stacked = fast.model.layers[index].self_attn.qkv_proj
-        codes = unpack_ternary(stacked.weight_packed, (stacked.out_features, stacked.in_features), "2bit")
+        codes = stacked.codes()
         expected = torch.cat([attention.q_proj.ternary_codes(), attention.k_proj.ternary_codes(),
                               attention.v_proj.ternary_codes()])
         assert torch.equal(codes, expected)
@@ -85,7 +98,7 @@ def test_inference_model_holds_no_latent_weights(tmp_path):
     tensors = list(fast.parameters()) + [b for b in fast.buffers() if b is not None]
     assert not any(isinstance(m, TernaryLinear) for m in fast.modules())
     ternary_count = sum(m.weight.numel() for m in latent.modules() if isinstance(m, TernaryLinear))
-    packed_bytes = sum(b.numel() for n, b in fast.named_buffers() if n.endswith("weight_packed"))
+    packed_bytes = sum(b.numel() for n, b in fast.named_buffers() if ".weight_packed_" in n)
     assert packed_bytes == ternary_count // 4  # 2 bits a weight (all dimensions here are multiples of 4)
     float_bytes = sum(t.numel() * t.element_size() for t in tensors if t.is_floating_point())
     non_ternary = sum(p.numel() for p in latent.parameters()) - ternary_count
@@ -95,6 +108,22 @@ def test_inference_model_holds_no_latent_weights(tmp_path):
     assert report["ternary layers"] == packed_bytes + 4 * sum(
         m.row_scales.numel() for m in fast.modules() if isinstance(m, inference.PackedTernaryLinear))
     assert report["kv cache"] == 2 * 2 * 4 * 16 * 10 * 4
+
+
+def _mapped_ranges(file_name: str) -> list[tuple[int, int]]:
+    with open("/proc/self/maps") as maps:
+        lines = [line.split() for line in maps if line.rstrip().endswith(file_name)]
+    return [tuple(int(bound, 16) for bound in line[0].split("-")) for line in lines]
+
+
+def test_2bit_checkpoint_loads_into_inference_mode_without_copying_the_codes(tmp_path):
+    """The packed codes of a "2bit" checkpoint are used in place: views of the memory-mapped file, not copies."""
+    TernaryForCausalLM(tiny_config(hidden_size=64, intermediate_size=128)).save_packed(tmp_path)
+    fast = AutoModelForCausalLM.from_pretrained(tmp_path, inference=True)
+    ranges = _mapped_ranges(str(tmp_path / "model.safetensors"))
+    parts = [part for m in fast.modules() if isinstance(m, inference.PackedTernaryLinear) for part in m.packed_parts]
+    assert len(parts) == 2 * 7 and ranges
+    assert all(any(low <= part.data_ptr() < high for low, high in ranges) for part in parts)
 
 
 def test_inference_model_refuses_training_backward_and_saving(tmp_path):
@@ -164,8 +193,8 @@ def test_portable_kernels_match_the_native_ones():
     packed, scales = pack_ternary(codes, "2bit"), torch.rand(70) * 0.05 + 0.01
     x = torch.randn(3, 130)
     for passes in (1, 2):
-        torch.testing.assert_close(portable.ternary_matmul(x, packed, scales, 70, passes),
-                                   native.ternary_matmul(x, packed, scales, 70, passes), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(portable.ternary_matmul(x, [packed], scales, [70], passes),
+                                   native.ternary_matmul(x, [packed], scales, [70], passes), rtol=1e-6, atol=1e-6)
     weight = torch.randn(50, 96).bfloat16()
     torch.testing.assert_close(portable.bf16_matmul(x[:, :96], weight), native.bf16_matmul(x[:, :96], weight),
                                rtol=1e-4, atol=1e-4)
@@ -173,3 +202,4 @@ def test_portable_kernels_match_the_native_ones():
     assert torch.equal(portable.abs_row_sums(matrix), native.abs_row_sums(matrix))
     scale = torch.tensor(0.5)
     assert torch.equal(portable.ternary_fake_quantize(matrix, scale), native.ternary_fake_quantize(matrix, scale))
+    assert torch.equal(portable.activation_fake_quantize(matrix, 1e-5), native.activation_fake_quantize(matrix, 1e-5))

@@ -95,6 +95,16 @@ def test_activation_quantization_error_within_8bit_bound():
     torch.testing.assert_close(quantized.abs().amax(-1), x.abs().amax(-1))
 
 
+def test_activation_quantization_kernel_equals_the_torch_formula_bit_for_bit():
+    """The one-pass CPU kernel computes exactly `clamp(round(x * s), -128, 127) / s`, s = 127 / max(max|x|, eps)."""
+    x = torch.randn(3, 7, 96) * torch.logspace(-4, 4, 7).view(1, 7, 1)
+    x[0, 0] = 0.0  # an all-zero token: the scale comes from eps
+    x[1, 1, :3] = torch.tensor([0.5, -0.5, 1.5]) * 127 / x[1, 1].abs().max()  # ties: round half to even
+    for eps in (1e-5, 0.3):
+        scale = 127.0 / x.abs().amax(dim=-1, keepdim=True).clamp(min=eps)
+        assert torch.equal(quantize_activation(x, eps), (x * scale).round().clamp(-128, 127) / scale)
+
+
 def test_activation_quantization_gradient_is_straight_through():
     torch.manual_seed(2)
     layer = TernaryLinear(16, 8, bias=False, activation_quant="per_token_int8")
