@@ -98,7 +98,7 @@ def render_model_card(
         The card; `str(card)` is the README text, `card.data` its metadata.
 
     Example:
-        >>> card = render_model_card("ternary-packed", report="runs/main/report.json", repo_id="me/ternary")  # doctest: +SKIP
+        >>> card = render_model_card("ternary-packed", report="runs/main/report.json")  # doctest: +SKIP
         >>> card.data.eval_results[0].metric_value  # doctest: +SKIP
     """
     checkpoint_dir = Path(checkpoint_dir)

@@ -7,16 +7,16 @@ clients at `server.url` with `HF_ENDPOINT` (set before huggingface_hub is import
 
 Endpoints (repo ids are `namespace/name`; model repos only):
 
-| request | answer |
-|---|---|
-| `POST /api/repos/create` | creates the repo with one empty commit on `main`; 409 if it exists |
-| `POST /api/validate-yaml` | checks a README's metadata block (a YAML mapping; `model-index` results with `task.type`, `dataset.type`, `dataset.name` and metrics with `type` and `value`); 400 with `errors` otherwise |
-| `POST /api/models/{repo}/branch/{branch}` | creates `branch` at `main`'s head; 409 if it exists |
-| `POST /api/models/{repo}/preupload/{rev}` | every file `"uploadMode": "regular"`: content comes inline in the commit, base64, so no LFS or Xet transfer is ever started |
-| `POST /api/models/{repo}/commit/{rev}` | NDJSON: `header`, `file` (base64) and `deletedFile` lines; a new commit on the branch |
-| `GET /api/models/{repo}[/revision/{rev}]` | model info: `id`, `sha`, `private`, `siblings` |
-| `GET /api/models/{repo}/tree/{rev}[/{path}]` | the files under `path` |
-| `HEAD`/`GET /{repo}/resolve/{rev}/{path}` | the file, with `ETag`, `X-Repo-Commit` and `Content-Length` |
+- `POST /api/repos/create`: creates the repo with one empty commit on `main`; 409 (with its `url`) if it exists.
+- `POST /api/validate-yaml`: checks a README's metadata block (a YAML mapping; `model-index` results need
+  `task.type`, `dataset.type`, `dataset.name`, metrics with `type` and `value`); 400 with `errors` otherwise.
+- `POST /api/models/{repo}/branch/{branch}`: creates `branch` at `main`'s head; 409 if it exists.
+- `POST /api/models/{repo}/preupload/{rev}`: every file `"uploadMode": "regular"`, so its content comes inline in the
+  commit (base64) and no LFS or Xet transfer is ever started.
+- `POST /api/models/{repo}/commit/{rev}`: NDJSON `header`, `file` (base64) and `deletedFile` lines; a new commit.
+- `GET /api/models/{repo}[/revision/{rev}]`: model info (`id`, `sha`, `private`, `siblings`).
+- `GET /api/models/{repo}/tree/{rev}[/{path}]`: the files under `path`.
+- `HEAD`/`GET /{repo}/resolve/{rev}/{path}`: the file, with `ETag`, `X-Repo-Commit` and `Content-Length`.
 
 Errors carry `X-Error-Code` (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`) as the real Hub does, which
 huggingface_hub turns into its typed errors. No `X-Xet-*` header is ever sent, so downloads never go through Xet.

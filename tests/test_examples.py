@@ -68,6 +68,11 @@ def test_main_job_writes_the_report(tmp_path):
     assert (tmp_path / "sparsity.png").stat().st_size > 1000
     assert report["packed_2bit_bytes"] < report["latent_fp32_bytes"]
     assert json.loads((tmp_path / "report.json").read_text())["runs"]["fp32"][0]["full_precision"] is True
+    # The packed release checkpoint carries the model card, its metrics read from this report.
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(tmp_path / "ternary-packed" / "README.md")
+    assert card.data.eval_results[0].metric_value == report["runs"]["ternary"][0]["validation_perplexity"]
 
 
 def test_pretrain_reads_local_text_and_json_files(tmp_path):

@@ -170,10 +170,6 @@ def original_logits(model: TernaryForCausalLM) -> torch.Tensor:
         return model(INPUT_IDS).logits
 
 
-def release_logits(directory: Path) -> torch.Tensor:
-    return original_logits(TernaryForCausalLM.from_pretrained(directory, dtype=torch.float32).eval())
-
-
 # ---------------------------------------------------------------- loading anywhere
 
 

@@ -148,3 +148,12 @@ def test_template_is_package_data_linked_from_model_cards():
 def test_card_dtype_follows_the_checkpoint(tmp_path):
     TernaryForCausalLM(tiny_config()).save_packed(tmp_path, float_dtype=torch.float16)
     assert "every other tensor (embeddings, norms, LM head) is `float16`" in (tmp_path / "README.md").read_text()
+
+
+def test_pack_command_writes_the_card_with_the_report(tmp_path):
+    from modeling_ternary.pack import main
+
+    TernaryForCausalLM(tiny_config()).save_pretrained(tmp_path / "latent")
+    (tmp_path / "report.json").write_text(json.dumps(tiny_report(_parameters())))
+    main([str(tmp_path / "latent"), str(tmp_path / "packed"), "--report", str(tmp_path / "report.json")])
+    assert ModelCard.load(tmp_path / "packed" / "README.md").data.eval_results[0].metric_value == 2.1418
