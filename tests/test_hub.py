@@ -146,6 +146,11 @@ for load in spec["loads"]:
     with torch.no_grad():
         logits[load["name"]] = model(torch.tensor(spec["input_ids"])).logits
     results[load["name"]] = {"module": type(model).__module__, "ids": tokenizer("w1 w2 w3")["input_ids"]}
+    if load.get("inference"):  # the model card's fast path: packed codes straight into the CPU inference mode
+        fast = AutoModelForCausalLM.from_pretrained(load["repo"], inference=True)
+        tokens = fast.generate(torch.tensor(spec["input_ids"][:1]), max_new_tokens=3, min_new_tokens=3,
+                               do_sample=False)
+        results[load["name"]].update(is_inference=fast.is_inference, generated=tokens.shape[1])
 torch.save(logits, spec["logits"])
 Path(spec["results"]).write_text(json.dumps(results))
 """
@@ -185,7 +190,8 @@ def test_pushed_checkpoints_load_without_the_plugin_with_identical_logits(hub, t
 
 def test_pushed_checkpoints_load_with_the_plugin_without_remote_code(hub, trained, published, tmp_path):
     first_sha = published["commits"]["first"].oid
-    loads = [{"name": "latent", "repo": "me/tiny-latent"}, {"name": "packed", "repo": "me/tiny-packed"},
+    loads = [{"name": "latent", "repo": "me/tiny-latent"},
+             {"name": "packed", "repo": "me/tiny-packed", "inference": True},
              {"name": "first", "repo": "me/tiny-history", "revision": first_sha},
              {"name": "main", "repo": "me/tiny-history"},
              {"name": "future", "repo": "me/tiny-future"}]
@@ -194,6 +200,7 @@ def test_pushed_checkpoints_load_with_the_plugin_without_remote_code(hub, traine
         assert results[name]["module"] == "modeling_ternary.modeling_ternary", results[name]
     assert torch.equal(logits["latent"], original_logits(trained["model"]))
     assert torch.equal(logits["packed"], original_logits(trained["model"]))
+    assert results["packed"]["is_inference"] is True and results["packed"]["generated"] == INPUT_IDS.shape[1] + 3
     assert torch.equal(logits["first"], original_logits(trained["model"]))  # revision= pins the first push
     assert torch.equal(logits["main"], original_logits(published["second"]))
     assert not torch.equal(logits["first"], logits["main"])
