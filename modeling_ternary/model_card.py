@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import struct
 from importlib import metadata
@@ -38,6 +39,7 @@ from .ternary_linear import TernaryLinear
 TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
 CARD_TAGS = ["ternary", "1.58-bit", "bitnet", "quantized", "modeling-ternary"]
 EMBEDDED_DATASET = "default"  # examples/pretrain.py's name for its embedded corpus
+_HUB_DATASET_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # "name" or "namespace/name"
 # Model class, Hub pipeline tag and Auto class of each architecture.
 _TASKS = {
     "TernaryForCausalLM": (TernaryForCausalLM, "text-generation", "AutoModelForCausalLM"),
@@ -116,7 +118,7 @@ def render_model_card(
         pipeline_tag=pipeline_tag,
         license=license,
         tags=CARD_TAGS + ([pipeline_tag] if pipeline_tag != "feature-extraction" else []),
-        datasets=[facts["dataset"]] if facts and not facts["embedded"] else None,
+        datasets=[facts["dataset"]] if facts and facts["hub_dataset"] else None,
         eval_results=_eval_results(facts, pipeline_tag) if facts else None,
     )
     return ModelCard.from_template(
@@ -178,11 +180,15 @@ def report_facts(report: dict, architecture: str, parameters: int) -> dict:
             f"{parameters:,}: pass the report of the run that produced this checkpoint."
         )
     settings = _require(report, "settings")
+    dataset = str(settings.get("dataset", EMBEDDED_DATASET))
     fp32_runs = report.get("runs", {}).get("fp32") or [{}]
     validation = [r["validation_perplexity"] for r in ternary_runs if "validation_perplexity" in r]
     return {
-        "dataset": settings.get("dataset", EMBEDDED_DATASET),
-        "embedded": settings.get("dataset", EMBEDDED_DATASET) == EMBEDDED_DATASET,
+        "dataset": dataset,
+        "embedded": dataset == EMBEDDED_DATASET,
+        # pretrain.py also reads local files: those are no Hub dataset and stay out of the `datasets` metadata.
+        "hub_dataset": dataset != EMBEDDED_DATASET and bool(_HUB_DATASET_ID.match(dataset))
+        and not os.path.exists(dataset),
         "preset": settings.get("preset"),
         "max_steps": settings.get("max_steps"),
         "batch_size": settings.get("batch_size"),
@@ -217,9 +223,13 @@ def speed_facts(benchmark: dict, config: TernaryConfig) -> dict:
 
 
 def _eval_results(facts: dict, pipeline_tag: str) -> list[EvalResult]:
-    dataset = {"dataset_type": facts["dataset"] if not facts["embedded"] else "modeling-ternary-embedded-stories",
-               "dataset_name": facts["dataset"] if not facts["embedded"] else "embedded template stories",
-               "dataset_split": "validation"}
+    if facts["hub_dataset"]:
+        dataset = {"dataset_type": facts["dataset"], "dataset_name": facts["dataset"]}
+    elif facts["embedded"]:
+        dataset = {"dataset_type": "modeling-ternary-embedded-stories", "dataset_name": "embedded template stories"}
+    else:
+        dataset = {"dataset_type": "local-files", "dataset_name": Path(facts["dataset"]).name}
+    dataset["dataset_split"] = "validation"
     if pipeline_tag == "text-classification":
         finetune = facts["finetune"]
         if not finetune:

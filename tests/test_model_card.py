@@ -157,3 +157,19 @@ def test_pack_command_writes_the_card_with_the_report(tmp_path):
     (tmp_path / "report.json").write_text(json.dumps(tiny_report(_parameters())))
     main([str(tmp_path / "latent"), str(tmp_path / "packed"), "--report", str(tmp_path / "report.json")])
     assert ModelCard.load(tmp_path / "packed" / "README.md").data.eval_results[0].metric_value == 2.1418
+
+
+@pytest.mark.parametrize("dataset, hub_datasets, dataset_type", [
+    ("roneneldan/TinyStories", ["roneneldan/TinyStories"], "roneneldan/TinyStories"),
+    ("default", None, "modeling-ternary-embedded-stories"),
+    ("LOCAL", None, "local-files"),  # a local file pretrain.py read: not a Hub dataset
+])
+def test_card_datasets_metadata_names_hub_datasets_only(packed_dir, tmp_path, dataset, hub_datasets, dataset_type):
+    if dataset == "LOCAL":
+        dataset = str(tmp_path / "stories.txt")
+        Path(dataset).write_text("once upon a time")
+    report = tiny_report(_parameters())
+    report["settings"]["dataset"] = dataset
+    card = ModelCard(str(render_model_card(packed_dir, report=report)))
+    assert card.data.datasets == hub_datasets
+    assert card.data.eval_results[0].dataset_type == dataset_type
