@@ -221,6 +221,34 @@ torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps) {
   return y;
 }
 
+// In place, Llama's rotate-half RoPE on the first `rotated` columns of x (M, W) (heads of width D side by side:
+// the q and k heads of a fused qkv output): x_h = x_h * cos + rotate_half(x_h) * sin, cos and sin (M, D).
+void rope_inplace(torch::Tensor x, torch::Tensor cos, torch::Tensor sin, int64_t rotated) {
+  TORCH_CHECK(x.dtype() == torch::kFloat32 && x.is_contiguous() && x.dim() == 2, "x: contiguous float32 (M, W)");
+  TORCH_CHECK(cos.dtype() == torch::kFloat32 && sin.dtype() == torch::kFloat32 && cos.is_contiguous()
+              && sin.is_contiguous() && cos.dim() == 2 && sin.sizes() == cos.sizes() && cos.size(0) == x.size(0),
+              "cos, sin: contiguous float32 (M, head_dim)");
+  const int64_t M = x.size(0), W = x.size(1), D = cos.size(1), half = D / 2;
+  TORCH_CHECK(D % 2 == 0 && rotated % D == 0 && rotated <= W, "rotated columns must be whole heads");
+  float* X = x.data_ptr<float>();
+  const float* C = cos.data_ptr<float>();
+  const float* S = sin.data_ptr<float>();
+  at::parallel_for(0, M, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      const float* c = C + m * D;
+      const float* s = S + m * D;
+      for (int64_t head = 0; head < rotated; head += D) {
+        float* h = X + m * W + head;
+        for (int64_t d = 0; d < half; ++d) {
+          const float a = h[d], b = h[d + half];
+          h[d] = a * c[d] - b * s[d];
+          h[d + half] = b * c[d + half] + a * s[d + half];
+        }
+      }
+    }
+  });
+}
+
 // fused (..., 2N) = [gate | up]  ->  silu(gate) * up, shape (..., N)
 torch::Tensor silu_mul(torch::Tensor fused) {
   auto f = fused.to(torch::kFloat32).contiguous();
@@ -368,12 +396,13 @@ torch::Tensor ternary_matmul(torch::Tensor x, std::vector<torch::Tensor> parts, 
 torch::Tensor bf16_matmul(torch::Tensor x, torch::Tensor weight);
 torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps);
 torch::Tensor silu_mul(torch::Tensor fused);
+void rope_inplace(torch::Tensor x, torch::Tensor cos, torch::Tensor sin, int64_t rotated);
 torch::Tensor abs_row_sums(torch::Tensor w);
 torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale);
 torch::Tensor activation_fake_quantize(torch::Tensor x, double eps);
 """
-_FUNCTIONS = ["ternary_matmul", "bf16_matmul", "rms_norm", "silu_mul", "abs_row_sums", "ternary_fake_quantize",
-              "activation_fake_quantize"]
+_FUNCTIONS = ["ternary_matmul", "bf16_matmul", "rms_norm", "silu_mul", "rope_inplace", "abs_row_sums",
+              "ternary_fake_quantize", "activation_fake_quantize"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -442,6 +471,17 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
 def silu_mul(fused: torch.Tensor) -> torch.Tensor:
     """`silu(gate) * up` for `fused = cat([gate, up], -1)` of shape (..., 2N); returns (..., N) float32."""
     return _extension().silu_mul(fused)
+
+
+def rope_inplace(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, rotated: int) -> None:
+    """Llama's rotate-half RoPE, in place, on the first `rotated` columns (whole heads) of a float32 (M, W) tensor.
+
+    Args:
+        x: contiguous float32 (M, W), e.g. a fused qkv output (tokens, q heads | k heads | v heads).
+        cos, sin: contiguous float32 (M, head_dim), the rotary tables of each row's position.
+        rotated: number of leading columns to rotate (q and k heads), a multiple of head_dim.
+    """
+    _extension().rope_inplace(x, cos, sin, rotated)
 
 
 def abs_row_sums(weight: torch.Tensor) -> torch.Tensor:

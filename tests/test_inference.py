@@ -1,6 +1,7 @@
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, DynamicCache
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 import modeling_ternary.inference as inference
 from modeling_ternary import TernaryForCausalLM, TernaryForSequenceClassification, TernaryLinear, kernels
@@ -60,12 +61,20 @@ def test_small_kernels_against_torch():
     torch.testing.assert_close(kernels.rms_norm(x, norm_weight, 1e-6), expected)
     fused = torch.randn(4, 2 * 48)
     torch.testing.assert_close(kernels.silu_mul(fused), torch.nn.functional.silu(fused[:, :48]) * fused[:, 48:])
+    qkv, cos, sin = torch.randn(5, 3 * 32), torch.randn(5, 16), torch.randn(5, 16)  # 2 heads of 16 each for q/k/v
+    expected_q, expected_k = apply_rotary_pos_emb(qkv[:, :32].view(5, 2, 16), qkv[:, 32:64].view(5, 2, 16), cos, sin,
+                                                  unsqueeze_dim=1)
+    rotated = qkv.clone()
+    kernels.rope_inplace(rotated, cos, sin, 64)
+    torch.testing.assert_close(rotated[:, :64], torch.cat([expected_q, expected_k], 1).view(5, 64))
+    assert torch.equal(rotated[:, 64:], qkv[:, 64:])  # v is not rotated
 
 
 # --- the inference model ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overrides", [{}, {"activation_quant": "per_token_int8"}, {"scale_granularity": "per_channel"}])
+@pytest.mark.parametrize("overrides", [{}, {"activation_quant": "per_token_int8"}, {"scale_granularity": "per_channel"},
+                                       {"num_key_value_heads": 2}])
 def test_inference_logits_match_training_mode_for_prefill_and_cached_decoding(tmp_path, overrides):
     latent, fast = _pair(tmp_path, **overrides)
     input_ids = torch.randint(3, 99, (2, 12))
