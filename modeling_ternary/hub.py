@@ -100,8 +100,8 @@ def push_to_hub(
         except NETWORK_ERRORS as error:
             raise ConnectionError(
                 f"Could not reach the Hugging Face Hub at {api.endpoint} ({type(error).__name__}: {error}). Check "
-                "the network connection and HF_ENDPOINT. The release directory was built; the upload is a single "
-                "commit, so running the same command again is safe."
+                "the network connection and HF_ENDPOINT. An upload is a single commit, so running the same command "
+                "again is safe."
             ) from error
 
 
