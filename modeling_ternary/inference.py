@@ -5,9 +5,13 @@ activations, attention and the KV cache in float32.
 `convert_to_inference(model)` rewrites a loaded `TernaryForCausalLM` / `TernaryForSequenceClassification` /
 `TernaryModel` in place:
 - q/k/v of each layer become one `PackedTernaryLinear` (`self_attn.qkv_proj`) and gate/up another
-  (`mlp.gate_up_proj`), so that a decoding step makes 4 kernel calls a layer instead of 7;
-- every ternary matrix is stored as uint8 (ceil(out / 4), in) in the "2bit" layout of `packing.py` plus a float32
-  scale per output row (a per-tensor scale repeated);
+  (`mlp.gate_up_proj`), so that a decoding step makes 4 kernel calls a layer instead of 7; RoPE is applied in place
+  on the qkv output by one kernel call;
+- every ternary matrix is held as uint8 (ceil(out / 4), in) in the "2bit" layout of `packing.py` plus a float32
+  scale per output row (a per-tensor scale repeated). Loaded from a "2bit" packed checkpoint, these uint8 tensors are
+  the checkpoint's own (checked, then used where transformers left them: zero-copy views of the memory-mapped
+  safetensors file), and so are bfloat16 embeddings and head: loading copies nothing large, and the process's memory
+  is the file pages it touches (the whole head, the embedding rows it looks up);
 - activations are quantized inside the kernel: 8 bits per token (one pass) when the model was trained with
   `activation_quant="per_token_int8"` (exactly the training-time arithmetic), else ~15 bits (two passes);
 - the model refuses `.train()`, `save_pretrained` and backward passes.
