@@ -315,6 +315,17 @@ torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale) {
   return out;
 }
 
+// Number of bytes of a "2bit" packed tensor holding a bit pair 11 (code 3, unused by the format), in one pass.
+int64_t count_invalid_2bit_bytes(torch::Tensor packed) {
+  TORCH_CHECK(packed.dtype() == torch::kUInt8, "count_invalid_2bit_bytes: uint8 tensor");
+  auto pc = packed.contiguous();
+  const uint8_t* P = pc.data_ptr<uint8_t>();
+  const int64_t n = pc.numel();
+  int64_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad += (P[i] & (P[i] >> 1) & 0x55) != 0;
+  return bad;
+}
+
 // 8-bit absmax fake quantization per row of x (M, K), float32, the exact arithmetic of
 // quantization.quantize_activation: s = 127 / max(max|x|, eps), y = clamp(round(x * s), -128, 127) / s.
 torch::Tensor activation_fake_quantize(torch::Tensor x, double eps) {
@@ -400,9 +411,10 @@ void rope_inplace(torch::Tensor x, torch::Tensor cos, torch::Tensor sin, int64_t
 torch::Tensor abs_row_sums(torch::Tensor w);
 torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale);
 torch::Tensor activation_fake_quantize(torch::Tensor x, double eps);
+int64_t count_invalid_2bit_bytes(torch::Tensor packed);
 """
 _FUNCTIONS = ["ternary_matmul", "bf16_matmul", "rms_norm", "silu_mul", "rope_inplace", "abs_row_sums",
-              "ternary_fake_quantize", "activation_fake_quantize"]
+              "ternary_fake_quantize", "activation_fake_quantize", "count_invalid_2bit_bytes"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -497,3 +509,8 @@ def ternary_fake_quantize(weight: torch.Tensor, scale: torch.Tensor) -> torch.Te
 def activation_fake_quantize(x: torch.Tensor, eps: float) -> torch.Tensor:
     """8-bit absmax fake quantization per row of a float32 tensor in one pass (`quantize_activation`'s arithmetic)."""
     return _extension().activation_fake_quantize(x, eps)
+
+
+def count_invalid_2bit_bytes(packed: torch.Tensor) -> int:
+    """How many bytes of a uint8 "2bit" packed tensor hold code 3 (bit pair 11), counted in one pass."""
+    return _extension().count_invalid_2bit_bytes(packed)

@@ -212,3 +212,8 @@ def test_portable_kernels_match_the_native_ones():
     scale = torch.tensor(0.5)
     assert torch.equal(portable.ternary_fake_quantize(matrix, scale), native.ternary_fake_quantize(matrix, scale))
     assert torch.equal(portable.activation_fake_quantize(matrix, 1e-5), native.activation_fake_quantize(matrix, 1e-5))
+    damaged = packed.clone()
+    invalid_invalid_valid = torch.tensor([0b11, 0b1100_0000, 0b0110_0110], dtype=torch.uint8)
+    damaged.view(-1)[[3, 40, 41]] = invalid_invalid_valid
+    assert portable.count_invalid_2bit_bytes(damaged) == native.count_invalid_2bit_bytes(damaged) == 2
+    assert native.count_invalid_2bit_bytes(packed) == 0
