@@ -312,7 +312,7 @@ def main() -> None:
     prefill_shape = (2, 64) if args.quick else (8, 128)
     repeats = 3 if args.quick else 5
     if args.worker == "train":
-        print(json.dumps(train_worker(dims, steps=2 if args.quick else 7)))
+        print(json.dumps(train_worker(dims, steps=2 if args.quick else 11)))
         return
     if args.worker:
         print(json.dumps(worker(args.worker, Path(args.workdir), dims, decode_tokens, prefill_shape, repeats)))
