@@ -292,14 +292,16 @@ torch::Tensor abs_row_sums(torch::Tensor w) {
   return out;
 }
 
-// clamp(round(w / scale), -1, 1) * scale in one pass; scale has one value, or one per row.
-torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale) {
+// clamp(round(w / scale), -1, 1) * scale in one pass, written into `out` (float32, w's shape, contiguous);
+// scale has one value, or one per row.
+void ternary_fake_quantize_into(torch::Tensor w, torch::Tensor scale, torch::Tensor out) {
   TORCH_CHECK(w.dtype() == torch::kFloat32 && w.dim() == 2, "ternary_fake_quantize: float32 (rows, cols)");
+  TORCH_CHECK(out.dtype() == torch::kFloat32 && out.is_contiguous() && out.sizes() == w.sizes(),
+              "out: contiguous float32 of the weight's shape");
   auto wc = w.contiguous();
   auto sc = scale.to(torch::kFloat32).contiguous();
   const int64_t R = wc.size(0), C = wc.size(1);
   const bool per_row = sc.numel() == R && sc.numel() != 1;
-  auto out = torch::empty_like(wc);
   const float* W = wc.data_ptr<float>();
   const float* S = sc.data_ptr<float>();
   float* O = out.data_ptr<float>();
@@ -312,6 +314,11 @@ torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale) {
       }
     }
   });
+}
+
+torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale) {
+  auto out = torch::empty(w.sizes(), w.options().memory_format(at::MemoryFormat::Contiguous));
+  ternary_fake_quantize_into(w, scale, out);
   return out;
 }
 
@@ -328,11 +335,12 @@ int64_t count_invalid_2bit_bytes(torch::Tensor packed) {
 
 // 8-bit absmax fake quantization per row of x (M, K), float32, the exact arithmetic of
 // quantization.quantize_activation: s = 127 / max(max|x|, eps), y = clamp(round(x * s), -128, 127) / s.
-torch::Tensor activation_fake_quantize(torch::Tensor x, double eps) {
+void activation_fake_quantize_into(torch::Tensor x, double eps, torch::Tensor out) {
   TORCH_CHECK(x.dtype() == torch::kFloat32, "activation_fake_quantize: float32 input");
+  TORCH_CHECK(out.dtype() == torch::kFloat32 && out.is_contiguous() && out.sizes() == x.sizes(),
+              "out: contiguous float32 of the input's shape");
   auto xc = x.contiguous();
   const int64_t K = xc.size(-1), M = K == 0 ? 0 : xc.numel() / K;
-  auto out = torch::empty_like(xc);
   const float* X = xc.data_ptr<float>();
   float* O = out.data_ptr<float>();
   at::parallel_for(0, M, 8, [&](int64_t begin, int64_t end) {
@@ -347,6 +355,11 @@ torch::Tensor activation_fake_quantize(torch::Tensor x, double eps) {
       }
     }
   });
+}
+
+torch::Tensor activation_fake_quantize(torch::Tensor x, double eps) {
+  auto out = torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+  activation_fake_quantize_into(x, eps, out);
   return out;
 }
 
@@ -410,11 +423,15 @@ torch::Tensor silu_mul(torch::Tensor fused);
 void rope_inplace(torch::Tensor x, torch::Tensor cos, torch::Tensor sin, int64_t rotated);
 torch::Tensor abs_row_sums(torch::Tensor w);
 torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale);
+void ternary_fake_quantize_into(torch::Tensor w, torch::Tensor scale, torch::Tensor out);
 torch::Tensor activation_fake_quantize(torch::Tensor x, double eps);
+void activation_fake_quantize_into(torch::Tensor x, double eps, torch::Tensor out);
 int64_t count_invalid_2bit_bytes(torch::Tensor packed);
 """
 _FUNCTIONS = ["ternary_matmul", "bf16_matmul", "rms_norm", "silu_mul", "rope_inplace", "abs_row_sums",
-              "ternary_fake_quantize", "activation_fake_quantize", "count_invalid_2bit_bytes"]
+              "ternary_fake_quantize", "ternary_fake_quantize_into", "activation_fake_quantize",
+              "activation_fake_quantize_into",
+              "count_invalid_2bit_bytes"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -501,14 +518,22 @@ def abs_row_sums(weight: torch.Tensor) -> torch.Tensor:
     return _extension().abs_row_sums(weight)
 
 
-def ternary_fake_quantize(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """`clamp(round(weight / scale), -1, 1) * scale` for a float32 matrix in one pass (scale: () or (rows, 1))."""
-    return _extension().ternary_fake_quantize(weight, scale)
+def ternary_fake_quantize(weight: torch.Tensor, scale: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """`clamp(round(weight / scale), -1, 1) * scale` for a float32 matrix in one pass (scale: () or (rows, 1)),
+    into `out` (contiguous float32, weight's shape) when given, else into a new tensor; returns the result."""
+    if out is None:
+        return _extension().ternary_fake_quantize(weight, scale)
+    _extension().ternary_fake_quantize_into(weight, scale, out)
+    return out
 
 
-def activation_fake_quantize(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """8-bit absmax fake quantization per row of a float32 tensor in one pass (`quantize_activation`'s arithmetic)."""
-    return _extension().activation_fake_quantize(x, eps)
+def activation_fake_quantize(x: torch.Tensor, eps: float, out: torch.Tensor | None = None) -> torch.Tensor:
+    """8-bit absmax fake quantization per row of a float32 tensor in one pass (`quantize_activation`'s arithmetic),
+    into `out` (contiguous float32, x's shape) when given, else into a new tensor; returns the result."""
+    if out is None:
+        return _extension().activation_fake_quantize(x, eps)
+    _extension().activation_fake_quantize_into(x, eps, out)
+    return out
 
 
 def count_invalid_2bit_bytes(packed: torch.Tensor) -> int:

@@ -76,13 +76,16 @@ def ternary_codes(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return (weight / scale).round().clamp(-1, 1)
 
 
-def quantize_weight(weight: torch.Tensor, granularity: str = "per_tensor", eps: float = 1e-5) -> torch.Tensor:
+def quantize_weight(weight: torch.Tensor, granularity: str = "per_tensor", eps: float = 1e-5,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
     """Absmean ternary fake-quantization `W_t * g` (no gradient logic; see `StraightThroughEstimator`).
 
     Args:
         weight: matrix of shape (out, in).
         granularity: `"per_tensor"` or `"per_channel"`.
         eps: lower bound of the scale.
+        out: optional contiguous float32 tensor of `weight`'s shape to write the result into (CPU kernel path only;
+            elsewhere it is ignored and a new tensor is returned).
 
     Returns:
         A tensor shaped like `weight` whose values are exactly in {-g, 0, +g}.
@@ -97,22 +100,24 @@ def quantize_weight(weight: torch.Tensor, granularity: str = "per_tensor", eps: 
     # quantizes every matrix, and each fresh temporary of a matrix's size costs page faults on the CPU. Same
     # values as `ternary_codes(weight, scale) * scale`.
     if _use_cpu_kernels(weight):
-        return ternary_fake_quantize(weight.detach(), scale)
+        return ternary_fake_quantize(weight.detach(), scale, out)
     return (weight / scale).round_().clamp_(-1, 1).mul_(scale)
 
 
-def quantize_activation(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def quantize_activation(x: torch.Tensor, eps: float = 1e-5, out: torch.Tensor | None = None) -> torch.Tensor:
     """8-bit absmax fake-quantization per token (over the last dimension), shape and dtype kept.
 
     Args:
         x: activations of shape (..., features).
         eps: lower bound of the per-token max|x|.
+        out: optional contiguous float32 tensor of `x`'s shape to write the result into (CPU kernel path only;
+            elsewhere it is ignored and a new tensor is returned).
 
     Returns:
         `x` rounded to 255 levels per token; `|result - x| <= max|x| / 254` elementwise.
     """
     if x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() >= 1 and kernels_available():
-        return activation_fake_quantize(x.detach(), eps)  # one pass; each op below would be a pass of its own
+        return activation_fake_quantize(x.detach(), eps, out)  # one pass; each op below would be a pass of its own
     scale = 127.0 / x.abs().amax(dim=-1, keepdim=True).clamp(min=eps)  # (..., 1)
     return (x * scale).round_().clamp_(-128, 127).div_(scale)
 

@@ -70,7 +70,13 @@ class TernaryLinear(nn.Linear):
 
     def quantized_weight(self) -> torch.Tensor:
         """The weight the forward pass uses, `W_t * g` blended by `quant_strength`, differentiable by STE."""
-        quantized = StraightThroughEstimator.apply(self.weight, self._quantize_weight)
+        return self._quantized_weight(reuse_workspace=False)
+
+    def _quantized_weight(self, reuse_workspace: bool) -> torch.Tensor:
+        # The forward pass writes into a reusable workspace (see `_reusable_workspace`); the public accessor returns a
+        # new tensor, so that no caller ever holds a tensor a later forward pass overwrites.
+        quantize = self._quantize_weight_into_workspace if reuse_workspace else self._quantize_weight
+        quantized = StraightThroughEstimator.apply(self.weight, quantize)
         return _blend(self.weight, quantized, self.quant_strength)
 
     def ternary_codes(self) -> torch.Tensor:
@@ -173,12 +179,46 @@ class TernaryLinear(nn.Linear):
                 "`from_pretrained` (which unpacks them) or call `model.unpack_packed_weights_()`."
             )
         if self.activation_quant == "per_token_int8":
-            quantized_x = StraightThroughEstimator.apply(x, self._quantize_activation)
+            quantized_x = StraightThroughEstimator.apply(x, self._quantize_activation_into_workspace)
             x = _blend(x, quantized_x, self.quant_strength)
-        return nn.functional.linear(x, self.quantized_weight(), self.bias)
+        return nn.functional.linear(x, self._quantized_weight(reuse_workspace=True), self.bias)
 
     def _quantize_weight(self, weight: torch.Tensor) -> torch.Tensor:
         return quantize_weight(weight, self.scale_granularity, self.quant_eps)
+
+    def _quantize_weight_into_workspace(self, weight: torch.Tensor) -> torch.Tensor:
+        out = self._reusable_workspace("_quantized_workspace", weight)
+        return quantize_weight(weight, self.scale_granularity, self.quant_eps, out=out)
+
+    def _quantize_activation_into_workspace(self, x: torch.Tensor) -> torch.Tensor:
+        return quantize_activation(x, self.quant_eps, out=self._reusable_workspace("_activation_workspace", x))
+
+    def _reusable_workspace(self, slot: str, like: torch.Tensor) -> torch.Tensor | None:
+        """The tensor a quantized weight or activation is written into: last step's, when nothing holds it any more.
+
+        A fresh tensor each forward pass costs page faults (~70 ms a step for the 132M model's weights here, and more
+        when the host is busy); reusing one costs nothing, at the price of keeping it between steps (like PyTorch's
+        CUDA caching allocator). A workspace only ever goes from here into `F.linear` (never to a caller), so its
+        holders can only be autograd's: it is reused when nothing but this layer holds it (no tensor saved for a
+        backward pass still to come: `_use_count() == 1`, and no view of its storage), so two forward passes before
+        one backward get two workspaces. As a safety net its version counter is bumped, so a holder these checks
+        missed makes autograd raise instead of computing with new values. CPU float32 only (the kernel path).
+        """
+        if not (like.device.type == "cpu" and like.dtype == torch.float32):
+            return None
+        workspace = self.__dict__.get(slot)
+        if workspace is not None and workspace.shape == like.shape and _is_unshared(workspace):
+            torch.autograd.graph.increment_version(workspace)
+            return workspace
+        workspace = torch.empty_like(like, memory_format=torch.contiguous_format)
+        self.__dict__[slot] = workspace
+        return workspace
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        for slot in ("_quantized_workspace", "_activation_workspace"):  # caches: copies and pickles do not need them
+            state.pop(slot, None)
+        return state
 
     def _quantize_activation(self, x: torch.Tensor) -> torch.Tensor:
         return quantize_activation(x, self.quant_eps)
@@ -187,6 +227,12 @@ class TernaryLinear(nn.Linear):
         return (
             f"{super().extra_repr()}, scale_granularity={self.scale_granularity}, activation_quant={self.activation_quant}"
         )
+
+
+def _is_unshared(tensor: torch.Tensor) -> bool:
+    # References to the TensorImpl: its Python object's only (autograd's saved tensors would add theirs); to the
+    # storage: this tensor's and the temporary storage object's (a view would add its own).
+    return tensor._use_count() == 1 and torch._C._storage_Use_Count(tensor.untyped_storage()._cdata) == 2
 
 
 def _blend(full_precision: torch.Tensor, quantized: torch.Tensor, strength: float) -> torch.Tensor:

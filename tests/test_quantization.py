@@ -117,6 +117,54 @@ def test_activation_quantization_gradient_is_straight_through():
     torch.testing.assert_close(x.grad, upstream @ (codes * g))
 
 
+def test_forward_reuses_its_quantized_weight_workspace_only_when_nothing_holds_it():
+    """The forward pass writes W_t * g into a reused tensor; a graph still holding it gets a new one (exact grads)."""
+    torch.manual_seed(3)
+    layer = TernaryLinear(16, 8, bias=False)
+    x = torch.randn(4, 16, requires_grad=True)
+    upstream = torch.randn(4, 8)
+    workspaces = []
+    for _ in range(3):  # forward, backward, forward, ...: one workspace throughout
+        x.grad, layer.weight.grad = None, None
+        (layer(x) * upstream).sum().backward()
+        workspaces.append(layer.__dict__["_quantized_workspace"])
+        codes, g = _reference_ternary(layer.weight.detach())
+        assert torch.equal(x.grad, upstream @ (codes * g))
+    assert workspaces[0] is workspaces[1] is workspaces[2]
+    # Two forward passes (weights flipped in between) before one backward: each graph keeps its own quantized weight.
+    x.grad = None
+    first = layer(x)
+    first_weight = layer.quantized_weight().detach()
+    with torch.no_grad():
+        layer.weight.mul_(-1)
+    second = layer(x)
+    assert layer.__dict__["_quantized_workspace"] is not workspaces[0]
+    ((first + 2 * second) * upstream).sum().backward()
+    assert torch.equal(x.grad, upstream @ first_weight + (2 * upstream) @ layer.quantized_weight().detach())
+    assert layer.quantized_weight() is not layer.__dict__["_quantized_workspace"]  # callers get their own tensor
+
+
+def test_forward_reuses_its_quantized_activation_workspace_only_when_nothing_holds_it():
+    torch.manual_seed(4)
+    layer = TernaryLinear(16, 8, bias=False, activation_quant="per_token_int8")
+    upstream = torch.randn(4, 8)
+    inputs = [torch.randn(4, 16) for _ in range(3)]
+    workspaces = []
+    for x in inputs[:2]:  # one forward, one backward: the workspace is reused
+        layer.weight.grad = None
+        (layer(x) * upstream).sum().backward()
+        assert torch.equal(layer.weight.grad, upstream.t() @ quantize_activation(x))
+        workspaces.append(layer.__dict__["_activation_workspace"])
+    workspace = workspaces[0]
+    assert workspaces[1] is workspace
+    layer.weight.grad = None
+    first, second = layer(inputs[1]), layer(inputs[2])  # both graphs alive: the second needs its own workspace
+    assert layer.__dict__["_activation_workspace"] is not workspace
+    ((first + second) * upstream).sum().backward()
+    expected = upstream.t() @ quantize_activation(inputs[1]) + upstream.t() @ quantize_activation(inputs[2])
+    torch.testing.assert_close(layer.weight.grad, expected, rtol=0, atol=1e-6)
+
+
 def test_ternary_linear_keeps_nn_linear_signature_and_state_dict():
     linear_params = list(inspect.signature(nn.Linear.__init__).parameters)
     ternary_params = list(inspect.signature(TernaryLinear.__init__).parameters)
