@@ -231,8 +231,12 @@ class TernaryLinear(nn.Linear):
 
 def _is_unshared(tensor: torch.Tensor) -> bool:
     # References to the TensorImpl: its Python object's only (autograd's saved tensors would add theirs); to the
-    # storage: this tensor's and the temporary storage object's (a view would add its own).
-    return tensor._use_count() == 1 and torch._C._storage_Use_Count(tensor.untyped_storage()._cdata) == 2
+    # storage: this tensor's and the temporary storage object's (a view would add its own). Both counters are
+    # private PyTorch API: where one is missing, nothing is reused (a fresh tensor each pass, as before).
+    try:
+        return tensor._use_count() == 1 and torch._C._storage_Use_Count(tensor.untyped_storage()._cdata) == 2
+    except AttributeError:
+        return False
 
 
 def _blend(full_precision: torch.Tensor, quantized: torch.Tensor, strength: float) -> torch.Tensor:

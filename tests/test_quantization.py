@@ -144,6 +144,17 @@ def test_forward_reuses_its_quantized_weight_workspace_only_when_nothing_holds_i
     assert layer.quantized_weight() is not layer.__dict__["_quantized_workspace"]  # callers get their own tensor
 
 
+def test_without_pytorch_reference_counters_nothing_is_reused(monkeypatch):
+    monkeypatch.delattr(torch._C, "_storage_Use_Count")
+    layer = TernaryLinear(16, 8, bias=False)
+    x = torch.randn(4, 16)
+    with torch.no_grad():
+        first = layer(x)
+        workspace = layer.__dict__["_quantized_workspace"]
+        assert torch.equal(layer(x), first)
+    assert layer.__dict__["_quantized_workspace"] is not workspace
+
+
 def test_forward_reuses_its_quantized_activation_workspace_only_when_nothing_holds_it():
     torch.manual_seed(4)
     layer = TernaryLinear(16, 8, bias=False, activation_quant="per_token_int8")
