@@ -316,12 +316,6 @@ void ternary_fake_quantize_into(torch::Tensor w, torch::Tensor scale, torch::Ten
   });
 }
 
-torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale) {
-  auto out = torch::empty(w.sizes(), w.options().memory_format(at::MemoryFormat::Contiguous));
-  ternary_fake_quantize_into(w, scale, out);
-  return out;
-}
-
 // Number of bytes of a "2bit" packed tensor holding a bit pair 11 (code 3, unused by the format), in one pass.
 int64_t count_invalid_2bit_bytes(torch::Tensor packed) {
   TORCH_CHECK(packed.dtype() == torch::kUInt8, "count_invalid_2bit_bytes: uint8 tensor");
@@ -355,12 +349,6 @@ void activation_fake_quantize_into(torch::Tensor x, double eps, torch::Tensor ou
       }
     }
   });
-}
-
-torch::Tensor activation_fake_quantize(torch::Tensor x, double eps) {
-  auto out = torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
-  activation_fake_quantize_into(x, eps, out);
-  return out;
 }
 
 torch::Tensor bf16_matmul(torch::Tensor x, torch::Tensor weight) {
@@ -422,16 +410,12 @@ torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps);
 torch::Tensor silu_mul(torch::Tensor fused);
 void rope_inplace(torch::Tensor x, torch::Tensor cos, torch::Tensor sin, int64_t rotated);
 torch::Tensor abs_row_sums(torch::Tensor w);
-torch::Tensor ternary_fake_quantize(torch::Tensor w, torch::Tensor scale);
 void ternary_fake_quantize_into(torch::Tensor w, torch::Tensor scale, torch::Tensor out);
-torch::Tensor activation_fake_quantize(torch::Tensor x, double eps);
 void activation_fake_quantize_into(torch::Tensor x, double eps, torch::Tensor out);
 int64_t count_invalid_2bit_bytes(torch::Tensor packed);
 """
 _FUNCTIONS = ["ternary_matmul", "bf16_matmul", "rms_norm", "silu_mul", "rope_inplace", "abs_row_sums",
-              "ternary_fake_quantize", "ternary_fake_quantize_into", "activation_fake_quantize",
-              "activation_fake_quantize_into",
-              "count_invalid_2bit_bytes"]
+              "ternary_fake_quantize_into", "activation_fake_quantize_into", "count_invalid_2bit_bytes"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -522,7 +506,7 @@ def ternary_fake_quantize(weight: torch.Tensor, scale: torch.Tensor, out: torch.
     """`clamp(round(weight / scale), -1, 1) * scale` for a float32 matrix in one pass (scale: () or (rows, 1)),
     into `out` (contiguous float32, weight's shape) when given, else into a new tensor; returns the result."""
     if out is None:
-        return _extension().ternary_fake_quantize(weight, scale)
+        out = torch.empty_like(weight, memory_format=torch.contiguous_format)
     _extension().ternary_fake_quantize_into(weight, scale, out)
     return out
 
@@ -531,7 +515,7 @@ def activation_fake_quantize(x: torch.Tensor, eps: float, out: torch.Tensor | No
     """8-bit absmax fake quantization per row of a float32 tensor in one pass (`quantize_activation`'s arithmetic),
     into `out` (contiguous float32, x's shape) when given, else into a new tensor; returns the result."""
     if out is None:
-        return _extension().activation_fake_quantize(x, eps)
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
     _extension().activation_fake_quantize_into(x, eps, out)
     return out
 

@@ -220,9 +220,6 @@ class TernaryLinear(nn.Linear):
             state.pop(slot, None)
         return state
 
-    def _quantize_activation(self, x: torch.Tensor) -> torch.Tensor:
-        return quantize_activation(x, self.quant_eps)
-
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, scale_granularity={self.scale_granularity}, activation_quant={self.activation_quant}"
