@@ -29,11 +29,11 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import CommitInfo, HfApi, constants
-from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .checkpoint import FLOAT_DTYPES, save_packed
 from .model_card import write_model_card
-from .modeling_ternary import TernaryForCausalLM, TernaryForSequenceClassification, TernaryModel
+from .pack import ternary_config_and_class
 from .packing import TernaryLayout
 
 try:  # the HTTP library under huggingface_hub: httpx2 from 2.x, httpx before
@@ -41,7 +41,6 @@ try:  # the HTTP library under huggingface_hub: httpx2 from 2.x, httpx before
 except ImportError:  # pragma: no cover (huggingface_hub 1.x)
     from httpx import TransportError
 
-_CLASSES = {cls.__name__: cls for cls in (TernaryForCausalLM, TernaryForSequenceClassification, TernaryModel)}
 # Files whose presence shows that a directory holds a tokenizer (fast, WordPiece, BPE or SentencePiece).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model")
 # Errors that mean "no answer from the Hub" rather than "the Hub said no".
@@ -143,9 +142,7 @@ def build_release(
     checkpoint = _as_checkpoint_dir(checkpoint)
     if not isinstance(packed, bool):
         raise TypeError(f"`packed` must be True or False, got {packed!r}.")
-    config = AutoConfig.from_pretrained(checkpoint)
-    if getattr(config, "model_type", None) != "ternary":
-        raise ValueError(f"{str(checkpoint)!r} is not a Ternary checkpoint (model_type={config.model_type!r}).")
+    config, model_class = ternary_config_and_class(checkpoint)
     check_checkpoint_files(checkpoint, config.checkpoint_format)
     source_packed = config.checkpoint_format == "packed"
     if source_packed and not packed:
@@ -155,7 +152,6 @@ def build_release(
             "Publish it packed, or publish the latent checkpoint it was packed from."
         )
     tokenizer = _load_tokenizer(checkpoint, tokenizer)
-    model_class = _CLASSES.get((config.architectures or ["TernaryForCausalLM"])[0], TernaryForCausalLM)
     output_dir = Path(output_dir)
     if packed:
         # float32 latents unpack exactly; re-packing them gives the stored codes and scales back.

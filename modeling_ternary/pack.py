@@ -11,9 +11,10 @@ metrics of `--report` when given).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig
 
 from .checkpoint import FLOAT_DTYPES, save_packed
 from .model_card import write_model_card
@@ -21,6 +22,15 @@ from .modeling_ternary import TernaryForCausalLM, TernaryForSequenceClassificati
 from .packing import TernaryLayout
 
 _CLASSES = {cls.__name__: cls for cls in (TernaryForCausalLM, TernaryForSequenceClassification, TernaryModel)}
+
+
+def ternary_config_and_class(checkpoint: str | os.PathLike) -> tuple[PretrainedConfig, type]:
+    """The config of a Ternary checkpoint and the model class its `architectures` names (TernaryForCausalLM when it
+    names none); a checkpoint of another model type is a ValueError."""
+    config = AutoConfig.from_pretrained(checkpoint)
+    if getattr(config, "model_type", None) != "ternary":
+        raise ValueError(f"{str(checkpoint)!r} is not a Ternary checkpoint (model_type={config.model_type!r}).")
+    return config, _CLASSES.get((config.architectures or ["TernaryForCausalLM"])[0], TernaryForCausalLM)
 
 
 def pack_checkpoint(checkpoint: str, output_dir: str, layout: str = "2bit", float_dtype: str = "bfloat16",
@@ -40,21 +50,16 @@ def pack_checkpoint(checkpoint: str, output_dir: str, layout: str = "2bit", floa
     Example:
         >>> pack_checkpoint("runs/ternary-132m", "runs/ternary-132m-packed", layout="1.6bit")  # doctest: +SKIP
     """
-    config = AutoConfig.from_pretrained(checkpoint)
-    if getattr(config, "model_type", None) != "ternary":
-        raise ValueError(f"{checkpoint!r} is not a Ternary checkpoint (model_type={config.model_type!r}).")
+    config, model_class = ternary_config_and_class(checkpoint)
     if config.checkpoint_format != "latent":
         raise ValueError(f"{checkpoint!r} is already packed ({config.packing_layout}); nothing to do.")
-    architecture = (config.architectures or ["TernaryForCausalLM"])[0]
-    model_class = _CLASSES.get(architecture, TernaryForCausalLM)
     model = model_class.from_pretrained(checkpoint, dtype="float32")
-    save_packed(model, output_dir, layout=layout, float_dtype=float_dtype)
+    save_packed(model, output_dir, layout=layout, float_dtype=float_dtype, model_card=False)
     try:
         AutoTokenizer.from_pretrained(checkpoint).save_pretrained(output_dir)
     except (OSError, ValueError, TypeError):
         print(f"No tokenizer found in {checkpoint}: the packed checkpoint has none.")
-    if report is not None:  # save_packed wrote the card without measured metrics
-        write_model_card(output_dir, report=report)
+    write_model_card(output_dir, report=report)  # once, with the measured metrics when a report is given
     return Path(output_dir)
 
 
